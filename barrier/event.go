@@ -1,0 +1,54 @@
+package barrier
+
+import "fmt"
+
+// Kind is the kind of a control event.
+type Kind uint8
+
+const (
+	// None marks an envelope that carries records, not a control event.
+	None Kind = iota
+	// Watermark says no record with an event time at or below Time follows
+	// from this sender.
+	Watermark
+	// Barrier separates the records that belong to checkpoint Checkpoint
+	// from those that come after it.
+	Barrier
+	// EndOfInput says this sender will send nothing more.
+	EndOfInput
+)
+
+func (k Kind) String() string {
+	switch k {
+	case None:
+		return "none"
+	case Watermark:
+		return "watermark"
+	case Barrier:
+		return "barrier"
+	case EndOfInput:
+		return "end-of-input"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Event is a control event. It is a small value type: it is copied, never
+// shared.
+type Event struct {
+	Kind       Kind
+	Checkpoint uint64 // Barrier: the checkpoint id
+	Time       int64  // Watermark: event time in milliseconds since the epoch
+}
+
+func (e Event) String() string {
+	switch e.Kind {
+	case Watermark:
+		return fmt.Sprintf("watermark(%d)", e.Time)
+	case Barrier:
+		return fmt.Sprintf("barrier(%d)", e.Checkpoint)
+	}
+	return e.Kind.String()
+}
+
+// End is the end-of-input event.
+var End = Event{Kind: EndOfInput}

@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+)
+
+// Exit codes of a job binary.
+const (
+	ExitOK     = 0 // the job finished, or was stopped gracefully
+	ExitFailed = 1 // the job failed
+	ExitUsage  = 2 // bad command line
+)
+
+// Program is what a job binary runs: its name, its own flags and a function
+// that builds the graph once the flags are parsed.
+type Program struct {
+	Name  string
+	Flags *flag.FlagSet // the job's own flags (may be nil)
+	// Build builds the graph; cfg holds the job's defaults and may be
+	// adjusted. It runs after the flags are parsed.
+	Build  func(cfg *Config) (*Graph, error)
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// Version is the module version of weir in this binary.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)"
+	}
+	if bi.Main.Path == "github.com/weirstream/weir" {
+		return bi.Main.Version
+	}
+	for _, d := range bi.Deps {
+		if d.Path == "github.com/weirstream/weir" {
+			return d.Version
+		}
+	}
+	return "(unknown)"
+}
+
+// Main runs a job binary's command line and returns its exit code:
+//
+//	JOB [run] [flags]   run the job
+//	JOB version         print the version (also --version)
+//	JOB help            print usage (also -h, --help)
+//
+// Every flag can also be set through an environment variable WEIR_NAME
+// (upper case, '-' as '_'); the command line wins.
+func Main(args []string, p Program) int {
+	if p.Stdout == nil {
+		p.Stdout = os.Stdout
+	}
+	if p.Stderr == nil {
+		p.Stderr = os.Stderr
+	}
+	cmd := "run"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	for _, a := range args {
+		if a == "--version" || a == "-version" {
+			cmd = "version"
+		}
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintf(p.Stdout, "%s: weir %s, checkpoint format: none yet\n", p.Name, Version())
+		return ExitOK
+	case "help":
+		fs, _ := p.flagSet()
+		fs.SetOutput(p.Stdout)
+		fs.Usage()
+		return ExitOK
+	case "run":
+		return p.run(args)
+	}
+	fmt.Fprintf(p.Stderr, "%s: unknown command %q\n", p.Name, cmd)
+	fs, _ := p.flagSet()
+	fs.Usage()
+	return ExitUsage
+}
+
+type runFlags struct {
+	parallelism    int
+	maxParallelism int
+	stateDir       string
+	logFormat      string
+	logLevel       string
+}
+
+func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
+	fs := flag.NewFlagSet(p.Name, flag.ContinueOnError)
+	fs.SetOutput(p.Stderr)
+	rf := &runFlags{}
+	fs.IntVar(&rf.parallelism, "parallelism", 0, "default parallelism of the job's operators (0: number of CPUs)")
+	fs.IntVar(&rf.maxParallelism, "max-parallelism", 0, "number of key groups, fixed for the life of the job's state (0: 128)")
+	fs.StringVar(&rf.stateDir, "state-dir", "", "directory for keyed state (default: a temporary directory removed at exit)")
+	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	own := map[string]bool{}
+	if p.Flags != nil {
+		p.Flags.VisitAll(func(f *flag.Flag) {
+			if fs.Lookup(f.Name) == nil {
+				fs.Var(f.Value, f.Name, f.Usage)
+				own[f.Name] = true
+			}
+		})
+	}
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: %s [run] [flags]\n       %s version\n\n", p.Name, p.Name)
+		fmt.Fprintf(w, "Every flag can also be set with the environment variable WEIR_<FLAG> (e.g. WEIR_STATE_DIR).\n\n")
+		if len(own) > 0 {
+			fmt.Fprintf(w, "Flags of %s:\n", p.Name)
+			printFlags(fs, w, func(name string) bool { return own[name] })
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintf(w, "Flags of weir:\n")
+		printFlags(fs, w, func(name string) bool { return !own[name] })
+	}
+	return fs, rf
+}
+
+func printFlags(fs *flag.FlagSet, w io.Writer, keep func(string) bool) {
+	fs.VisitAll(func(f *flag.Flag) {
+		if !keep(f.Name) {
+			return
+		}
+		name, usage := flag.UnquoteUsage(f)
+		fmt.Fprintf(w, "  --%s %s\n    \t%s", f.Name, name, usage)
+		if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "false" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+// envName is the environment variable of a flag.
+func envName(flagName string) string {
+	return "WEIR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse parses args, then fills the flags not given from WEIR_*.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if serr := fs.Set(f.Name, v); serr != nil {
+				err = fmt.Errorf("invalid value %q for %s (flag --%s): %v", v, envName(f.Name), f.Name, serr)
+			}
+		}
+	})
+	return err
+}
+
+func (p *Program) run(args []string) int {
+	fs, rf := p.flagSet()
+	if err := parse(fs, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		if !strings.HasPrefix(err.Error(), "flag provided but not defined") && !strings.HasPrefix(err.Error(), "invalid value") && !strings.Contains(err.Error(), "flag needs an argument") {
+			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		}
+		fs.Usage()
+		return ExitUsage
+	}
+	logger, err := newLogger(p.Stderr, rf.logFormat, rf.logLevel)
+	if err == nil && rf.parallelism < 0 {
+		err = fmt.Errorf("--parallelism %d: must be positive", rf.parallelism)
+	}
+	if err == nil && rf.maxParallelism < 0 {
+		err = fmt.Errorf("--max-parallelism %d: must be positive", rf.maxParallelism)
+	}
+	if err != nil {
+		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		fs.Usage()
+		return ExitUsage
+	}
+	cfg := Config{Job: p.Name, Logger: logger}
+	g, err := p.Build(&cfg)
+	if err != nil {
+		logger.Error("job definition is invalid", "job", p.Name, "err", err)
+		return ExitUsage
+	}
+	if rf.parallelism > 0 {
+		cfg.Parallelism = rf.parallelism
+	}
+	if rf.maxParallelism > 0 {
+		cfg.MaxParallelism = rf.maxParallelism
+	}
+	if rf.stateDir != "" {
+		cfg.StateDir = rf.stateDir
+	}
+
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	stop := make(chan struct{})
+	cfg.Stop = stop
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	go func() {
+		stopping := false
+		for {
+			select {
+			case s := <-sigs:
+				if !stopping {
+					stopping = true
+					logger.Info("stopping: sources end, records in flight drain, sinks commit", "signal", s.String())
+					close(stop)
+					continue
+				}
+				if s == syscall.SIGINT {
+					logger.Warn("second interrupt: cancelling at once")
+					cancel(ErrStopped)
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	logger.Info("job starting", "job", p.Name, "parallelism", cfg.Parallelism, "version", Version())
+	if err := Run(ctx, g, cfg); err != nil {
+		logger.Error("job failed", "job", p.Name, "err", err)
+		var oe *OperatorError
+		if errors.As(err, &oe) && len(oe.Stack) > 0 {
+			logger.Debug("panic stack", "stack", string(oe.Stack))
+		}
+		return ExitFailed
+	}
+	logger.Info("job finished", "job", p.Name)
+	return ExitOK
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/weirstream/weir/barrier"
+)
+
+// ErrStopped is the cause of a job that was cancelled by its caller.
+var ErrStopped = errors.New("engine: job stopped")
+
+// OperatorError is the error of a job whose operator failed: it names the
+// operator and the subtask.
+type OperatorError struct {
+	Operator    string
+	Subtask     int
+	Parallelism int
+	Err         error
+	Stack       []byte // the goroutine's stack when the operator panicked
+}
+
+func (e *OperatorError) Error() string {
+	return fmt.Sprintf("operator %q (subtask %d of %d): %v", e.Operator, e.Subtask, e.Parallelism, e.Err)
+}
+
+func (e *OperatorError) Unwrap() error { return e.Err }
+
+// PanicError is the cause of an OperatorError when the operator panicked.
+type PanicError struct{ Value any }
+
+func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v", p.Value) }
+
+func (oc *OpContext) wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	var oe *OperatorError
+	if errors.As(err, &oe) {
+		return err
+	}
+	return &OperatorError{Operator: oc.Operator, Subtask: oc.Index, Parallelism: oc.Parallelism, Err: err}
+}
+
+func (oc *OpContext) recovered(r any) error {
+	return &OperatorError{
+		Operator:    oc.Operator,
+		Subtask:     oc.Index,
+		Parallelism: oc.Parallelism,
+		Err:         &PanicError{Value: r},
+		Stack:       debug.Stack(),
+	}
+}
+
+// guard attributes the errors and panics of the operator it wraps (and of
+// nothing downstream, whose own guard already attributed them) to that
+// operator. It costs one deferred call per batch.
+type guard[T any] struct {
+	out Output[T]
+	oc  *OpContext
+}
+
+func (g *guard[T]) Push(b []T) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = g.oc.recovered(r)
+		}
+	}()
+	return g.oc.wrap(g.out.Push(b))
+}
+
+func (g *guard[T]) Control(ev barrier.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = g.oc.recovered(r)
+		}
+	}()
+	return g.oc.wrap(g.out.Control(ev))
+}
+
+func (g *guard[T]) Flush() error {
+	if f, ok := g.out.(flushOutput); ok {
+		return g.oc.wrap(f.Flush())
+	}
+	return nil
+}

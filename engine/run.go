@@ -1,0 +1,312 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/weirstream/weir/statebackend"
+)
+
+// Config is how a graph runs.
+type Config struct {
+	Job            string
+	Parallelism    int           // default parallelism of nodes that set none; 0: GOMAXPROCS
+	MaxParallelism int           // number of key groups; 0: statebackend.DefaultMaxParallelism
+	StateDir       string        // where keyed state lives; "": a temporary directory removed at the end
+	BatchSize      int           // records per batch between tasks; 0: DefaultBatchSize
+	QueueSize      int           // batches buffered per consumer subtask; 0: DefaultQueueSize
+	Linger         time.Duration // longest a partial batch waits in a busy task; 0: DefaultLinger
+	Logger         *slog.Logger  // nil: discard
+	// Stop, when closed, stops the sources as if their input had ended: the
+	// records in flight drain through the graph, sinks finish and Run
+	// returns nil.
+	Stop <-chan struct{}
+}
+
+// Defaults, chosen with BenchmarkExchange (see docs/architecture.md).
+const (
+	DefaultBatchSize = 1024
+	DefaultQueueSize = 8
+	DefaultLinger    = 5 * time.Millisecond
+)
+
+func (c *Config) fill() error {
+	if c.Parallelism == 0 {
+		c.Parallelism = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxParallelism == 0 {
+		c.MaxParallelism = statebackend.DefaultMaxParallelism
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.QueueSize == 0 {
+		c.QueueSize = DefaultQueueSize
+	}
+	if c.Linger == 0 {
+		c.Linger = DefaultLinger
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.Parallelism < 0:
+		return fmt.Errorf("engine: parallelism %d: must be positive", c.Parallelism)
+	case c.MaxParallelism < 1 || c.MaxParallelism > 1<<15:
+		return fmt.Errorf("engine: max parallelism %d: must be between 1 and 32768", c.MaxParallelism)
+	case c.BatchSize < 1, c.QueueSize < 1:
+		return fmt.Errorf("engine: batch size %d and queue size %d must be positive", c.BatchSize, c.QueueSize)
+	}
+	return nil
+}
+
+// Plan is a graph resolved for running: every node's parallelism and which
+// edges are chained.
+type Plan struct {
+	Graph       *Graph
+	Parallelism []int   // by node ID
+	Chained     []bool  // by edge, in the order of plan.edges
+	Heads       []*Node // nodes that start a task: sources and nodes fed by an exchange
+	edges       []*Edge
+	chained     map[*Edge]bool
+}
+
+// NewPlan resolves parallelism and chaining and validates the graph.
+func NewPlan(g *Graph, cfg Config) (*Plan, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	p := &Plan{Graph: g, Parallelism: make([]int, len(g.Nodes)), chained: map[*Edge]bool{}}
+	uids := map[string]*Node{}
+	for _, n := range g.Nodes {
+		par := n.Parallelism
+		if par == 0 {
+			par = cfg.Parallelism
+		}
+		if par < 1 {
+			return nil, fmt.Errorf("engine: operator %q: parallelism %d must be positive", n.Name, par)
+		}
+		if par > cfg.MaxParallelism {
+			return nil, fmt.Errorf("engine: operator %q: parallelism %d exceeds max parallelism %d", n.Name, par, cfg.MaxParallelism)
+		}
+		p.Parallelism[n.ID] = par
+		if other, ok := uids[n.UID]; ok {
+			return nil, fmt.Errorf("engine: operators %q and %q have the same UID %q: give one of them a different name or UID", other.Name, n.Name, n.UID)
+		}
+		uids[n.UID] = n
+		if n.impl.source() != (len(n.Inputs) == 0) {
+			return nil, fmt.Errorf("engine: operator %q has no input", n.Name)
+		}
+	}
+	if len(g.Nodes) == 0 {
+		return nil, errors.New("engine: the job has no operators")
+	}
+	for _, n := range g.Nodes {
+		head := n.impl.source()
+		for _, e := range n.Inputs {
+			p.edges = append(p.edges, e)
+			c := e.Part == Forward && len(n.Inputs) == 1 && p.Parallelism[e.From.ID] == p.Parallelism[n.ID]
+			p.chained[e] = c
+			p.Chained = append(p.Chained, c)
+			if !c {
+				head = true
+			}
+		}
+		if head {
+			p.Heads = append(p.Heads, n)
+		}
+	}
+	return p, nil
+}
+
+// Run runs the graph until every source is exhausted (or cfg.Stop closes)
+// and every record reached its sink, until an operator fails, or until ctx
+// is cancelled. It returns the first failure, naming the operator and
+// subtask; every goroutine it started has returned when it returns.
+func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
+	if err := cfg.fill(); err != nil {
+		return err
+	}
+	p, err := NewPlan(g, cfg)
+	if err != nil {
+		return err
+	}
+	if cfg.StateDir == "" {
+		dir, err := os.MkdirTemp("", "weir-state-")
+		if err != nil {
+			return fmt.Errorf("engine: state directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.StateDir = dir
+	}
+	unlock, err := lockDir(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+
+	// Gates: one per subtask of every node fed by an exchange.
+	gates := map[*Node][]gateRunner{}
+	for _, n := range p.Heads {
+		if n.impl.source() {
+			continue
+		}
+		senders := 0
+		for _, e := range n.Inputs {
+			senders += p.Parallelism[e.From.ID]
+		}
+		gs := make([]gateRunner, p.Parallelism[n.ID])
+		for i := range gs {
+			gs[i] = n.impl.newGate(senders, cfg.QueueSize, cfg.BatchSize)
+		}
+		gates[n] = gs
+	}
+	// Sender indexes: the position of (edge, producer subtask) among the
+	// senders of the consumer's gate.
+	senderBase := map[*Edge]int{}
+	for n := range gates {
+		base := 0
+		for _, e := range n.Inputs {
+			senderBase[e] = base
+			base += p.Parallelism[e.From.ID]
+		}
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
+		}
+		mu.Unlock()
+		cancel(err)
+	}
+	stop := cfg.Stop
+	if stop == nil {
+		stop = make(chan struct{})
+	}
+	for _, head := range p.Heads {
+		for i := 0; i < p.Parallelism[head.ID]; i++ {
+			t := &task{
+				name:     fmt.Sprintf("%s[%d]", head.Name, i),
+				stateDir: cfg.StateDir,
+				stop:     stop,
+				linger:   cfg.Linger,
+				batch:    cfg.BatchSize,
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := p.runTask(ctx, t, head, i, gates, senderBase, &cfg); err != nil {
+					fail(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return nil
+}
+
+func (p *Plan) runTask(ctx context.Context, t *task, head *Node, index int, gates map[*Node][]gateRunner, senderBase map[*Edge]int, cfg *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			oc := p.opContext(ctx, t, head, index, cfg)
+			err = oc.recovered(r)
+		}
+		if cerr := t.close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	oc := p.opContext(ctx, t, head, index, cfg)
+	if head.impl.source() {
+		out, err := p.buildOutputs(ctx, t, head, index, gates, senderBase, cfg)
+		if err != nil {
+			return err
+		}
+		return head.impl.runSource(ctx, t, oc, out)
+	}
+	in, err := p.buildChain(ctx, t, head, index, gates, senderBase, cfg)
+	if err != nil {
+		return err
+	}
+	t.lastFlush = time.Now()
+	return gates[head][index].runWith(ctx, t, in)
+}
+
+func (p *Plan) opContext(ctx context.Context, t *task, n *Node, index int, cfg *Config) *OpContext {
+	return &OpContext{
+		Job:            cfg.Job,
+		Operator:       n.Name,
+		UID:            n.UID,
+		Index:          index,
+		Parallelism:    p.Parallelism[n.ID],
+		MaxParallelism: cfg.MaxParallelism,
+		Logger:         cfg.Logger.With("operator", n.Name, "subtask", index),
+		ctx:            ctx,
+		task:           t,
+	}
+}
+
+// buildChain builds node n of subtask index and everything chained after
+// it, and returns n's input (an Output[In]).
+func (p *Plan) buildChain(ctx context.Context, t *task, n *Node, index int, gates map[*Node][]gateRunner, senderBase map[*Edge]int, cfg *Config) (any, error) {
+	out, err := p.buildOutputs(ctx, t, n, index, gates, senderBase, cfg)
+	if err != nil {
+		return nil, err
+	}
+	oc := p.opContext(ctx, t, n, index, cfg)
+	in, err := n.impl.build(oc, out)
+	if err != nil {
+		return nil, oc.wrap(fmt.Errorf("open: %w", err))
+	}
+	return in, nil
+}
+
+// buildOutputs returns the combined Output[Out] of node n's subtask index.
+func (p *Plan) buildOutputs(ctx context.Context, t *task, n *Node, index int, gates map[*Node][]gateRunner, senderBase map[*Edge]int, cfg *Config) (any, error) {
+	outs := make([]any, 0, len(n.Outputs))
+	for _, e := range n.Outputs {
+		if p.chained[e] {
+			in, err := p.buildChain(ctx, t, e.To, index, gates, senderBase, cfg)
+			if err != nil {
+				return nil, err
+			}
+			outs = append(outs, in)
+			continue
+		}
+		gs := gates[e.To]
+		from := senderBase[e] + index
+		var s flushOutput
+		switch {
+		case e.Part == Hash:
+			// The key selector belongs to the consumer: its panics are
+			// attributed there.
+			s = e.keyed.newSender(ctx, from, gs, cfg.MaxParallelism, p.opContext(ctx, t, e.To, index, cfg))
+		case e.Part == Forward && p.Parallelism[e.From.ID] == p.Parallelism[e.To.ID]:
+			s = e.To.impl.newSender(ctx, Forward, from, gs[index:index+1])
+		default:
+			s = e.To.impl.newSender(ctx, Rebalance, from, gs)
+		}
+		t.flushers = append(t.flushers, s)
+		outs = append(outs, s)
+	}
+	return n.impl.combine(outs), nil
+}

@@ -1,0 +1,178 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/weirstream/weir/barrier"
+	"github.com/weirstream/weir/statebackend"
+)
+
+// OpContext describes one subtask of one operator and gives it access to the
+// task's resources. It is valid while the task runs.
+type OpContext struct {
+	Job            string
+	Operator       string
+	UID            string
+	Index          int
+	Parallelism    int
+	MaxParallelism int
+	Logger         *slog.Logger
+
+	ctx     context.Context
+	task    *task
+	backend *statebackend.Backend
+}
+
+// Context is cancelled when the job stops or fails.
+func (oc *OpContext) Context() context.Context { return oc.ctx }
+
+// OnClose registers fn to run when the task ends, in reverse order of
+// registration, whether the job succeeded or not.
+func (oc *OpContext) OnClose(fn func() error) { oc.task.closers = append(oc.task.closers, fn) }
+
+// KeyGroups is the range of key groups this subtask owns.
+func (oc *OpContext) KeyGroups() statebackend.KeyGroupRange {
+	return statebackend.RangeForSubtask(oc.MaxParallelism, oc.Parallelism, oc.Index)
+}
+
+// StateBackend opens (once) the keyed state backend of this operator
+// subtask: a Pebble instance in STATE_DIR/UID/INDEX.
+func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
+	if oc.backend != nil {
+		return oc.backend, nil
+	}
+	dir := filepath.Join(oc.task.stateDir, "operators", safeName(oc.UID), strconv.Itoa(oc.Index))
+	// Until checkpoints restore state, a run starts from empty state.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("clear state directory: %w", err)
+	}
+	b, err := statebackend.Open(dir, statebackend.Options{
+		MaxParallelism: oc.MaxParallelism,
+		KeyGroups:      oc.KeyGroups(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	oc.backend = b
+	oc.OnClose(b.Close)
+	return b, nil
+}
+
+// safeName keeps a UID usable as one path element.
+func safeName(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			b[i] = '_'
+		}
+	}
+	if len(b) == 0 || b[0] == '.' {
+		return "_" + string(b)
+	}
+	return string(b)
+}
+
+// task is one subtask of a chain: one goroutine.
+type task struct {
+	name     string // head operator and subtask, for logs
+	stateDir string
+	stop     <-chan struct{}
+	linger   time.Duration
+	batch    int
+
+	flushers  []flushOutput
+	closers   []func() error
+	lastFlush time.Time
+}
+
+// flush sends every partial output batch of the task.
+func (t *task) flush() error {
+	t.lastFlush = time.Now()
+	for _, f := range t.flushers {
+		if err := f.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lingered flushes when the last flush is older than the linger time, so a
+// busy task does not hold a sparse output batch for long.
+func (t *task) lingered() error {
+	if len(t.flushers) == 0 || time.Since(t.lastFlush) < t.linger {
+		return nil
+	}
+	return t.flush()
+}
+
+func (t *task) stopping() bool {
+	select {
+	case <-t.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (t *task) close() error {
+	var errs []error
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		if err := t.closers[i](); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFactory[T], out Output[T]) error {
+	r, err := f(ctx, oc)
+	if err != nil {
+		return oc.wrap(fmt.Errorf("open: %w", err))
+	}
+	oc.OnClose(func() error {
+		if err := r.Close(); err != nil {
+			return oc.wrap(fmt.Errorf("close: %w", err))
+		}
+		return nil
+	})
+	buf := make([]T, 0, t.batch)
+	for !t.stopping() {
+		b, err := r.Read(ctx, buf[:0])
+		if len(b) > 0 {
+			if perr := out.Push(b); perr != nil {
+				return perr
+			}
+			clear(b)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return oc.wrap(err)
+		}
+		if len(b) == 0 {
+			if err := t.flush(); err != nil {
+				return err
+			}
+		} else if err := t.lingered(); err != nil {
+			return err
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+	}
+	return out.Control(barrier.End)
+}

@@ -1,0 +1,173 @@
+package sources
+
+import (
+	"context"
+	"io"
+	"math"
+
+	"github.com/weirstream/weir"
+)
+
+// WordsConfig configures the Words generator.
+type WordsConfig struct {
+	// Lines is the number of lines; 0 means 100000.
+	Lines int64
+	// WordsPerLine is the number of words on every line; 0 means 8.
+	WordsPerLine int
+	// Seed selects the text; the same config always yields the same lines.
+	Seed int64
+}
+
+// Defaults of WordsConfig.
+const (
+	DefaultWordsLines        = 100000
+	DefaultWordsWordsPerLine = 8
+)
+
+// Words returns a deterministic bounded source of text for word-count demos:
+// lines of WordsPerLine words separated by single spaces, drawn from a fixed
+// vocabulary of 1000 English words with a Zipf distribution (the word of rank
+// r, from 1, has probability proportional to 1/r). The first word of a line
+// is capitalized and a few others are capitalized or upper-case, so a word
+// count should fold case.
+//
+// Line n depends only on Seed and n, and subtask i of p emits the lines with
+// n % p == i in increasing order: the same config yields the same lines
+// whatever the parallelism. Negative Lines or WordsPerLine fail Open with an
+// error that wraps ErrConfig.
+func Words(cfg WordsConfig) weir.Source[string] {
+	return &wordsSource{cfg: cfg}
+}
+
+func (c WordsConfig) withDefaults() WordsConfig {
+	if c.Lines == 0 {
+		c.Lines = DefaultWordsLines
+	}
+	if c.WordsPerLine == 0 {
+		c.WordsPerLine = DefaultWordsWordsPerLine
+	}
+	return c
+}
+
+func (c WordsConfig) validate() error {
+	if c.Lines < 0 {
+		return configErrorf("WordsConfig.Lines must be >= 0, got %d", c.Lines)
+	}
+	if c.WordsPerLine < 0 {
+		return configErrorf("WordsConfig.WordsPerLine must be >= 0, got %d", c.WordsPerLine)
+	}
+	return nil
+}
+
+type wordsSource struct {
+	cfg WordsConfig
+}
+
+func (s *wordsSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.SourceReader[string], error) {
+	if err := s.cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := checkInfo("words", info); err != nil {
+		return nil, err
+	}
+	cfg := s.cfg.withDefaults()
+	return &wordsReader{
+		next:  int64(info.Index),
+		step:  int64(info.Parallelism),
+		lines: cfg.Lines,
+		words: cfg.WordsPerLine,
+		seed:  uint64(cfg.Seed),
+	}, nil
+}
+
+type wordsReader struct {
+	next, step, lines int64
+	words             int
+	seed              uint64
+	line              []byte
+}
+
+func (r *wordsReader) Read(ctx context.Context, buf []string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return buf, err
+	}
+	for n := space(buf); n > 0 && r.next < r.lines; n-- {
+		r.line = appendWordsLine(r.line[:0], r.seed, r.next, r.words)
+		buf = append(buf, string(r.line))
+		r.next += r.step
+	}
+	if r.next >= r.lines {
+		return buf, io.EOF
+	}
+	return buf, nil
+}
+
+func (r *wordsReader) Close() error { return nil }
+
+// appendWordsLine appends line n of the text selected by seed.
+func appendWordsLine(b []byte, seed uint64, n int64, words int) []byte {
+	rng := splitmix64(seed ^ splitmix64(uint64(n)))
+	for i := 0; i < words; i++ {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		rng = splitmix64(rng)
+		w := vocabulary[zipfRank(rng)]
+		rng = splitmix64(rng)
+		switch c := rng % 64; {
+		case c == 0: // about 1 word in 64 is shouted
+			for j := 0; j < len(w); j++ {
+				b = append(b, w[j]-'a'+'A')
+			}
+		case i == 0 || c < 4: // sentence start, or about 1 in 21 elsewhere
+			b = append(b, w[0]-'a'+'A')
+			b = append(b, w[1:]...)
+		default:
+			b = append(b, w...)
+		}
+	}
+	return b
+}
+
+// splitmix64 is one step of the SplitMix64 generator: a bijective mix of x
+// plus the golden-ratio increment.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// zipfCDF[r] is the probability that the rank is <= r, scaled to 2^64.
+var zipfCDF = func() []uint64 {
+	var total float64
+	for r := range vocabulary {
+		total += 1 / float64(r+1)
+	}
+	cdf := make([]uint64, len(vocabulary))
+	var sum float64
+	for r := range vocabulary {
+		sum += 1 / float64(r+1)
+		if f := sum / total * (1 << 64); f < 1<<64 {
+			cdf[r] = uint64(f)
+		} else {
+			cdf[r] = math.MaxUint64
+		}
+	}
+	cdf[len(cdf)-1] = math.MaxUint64
+	return cdf
+}()
+
+// zipfRank maps a uniform 64-bit number to a vocabulary rank.
+func zipfRank(u uint64) int {
+	lo, hi := 0, len(zipfCDF)-1
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if u < zipfCDF[m] {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	return lo
+}

@@ -1,0 +1,188 @@
+package weir
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/operators"
+	"github.com/weirstream/weir/statebackend"
+)
+
+// Stream is a typed stream of records: the output of a source or an
+// operator. Its zero value is not usable.
+type Stream[T any] struct {
+	job  *Job
+	node *engine.Node
+	part engine.Partitioning
+}
+
+// KeyedStream is a stream partitioned by a key: every record with the same
+// key reaches the same subtask of the next operator, which keeps keyed state
+// for it.
+type KeyedStream[K, T any] struct {
+	s     Stream[T]
+	key   func(T) K
+	codec statebackend.Codec[K]
+}
+
+// Emitter receives the records a function emits.
+type Emitter[T any] = operators.Emitter[T]
+
+// KeyedContext is what a keyed process function sees besides the record:
+// the current key and, through Value, MapOf, List and Reducing, its keyed
+// state.
+type KeyedContext[K any] = operators.KeyedContext[K]
+
+// ProcessFunc is a keyed process function, called for every record with
+// the record's key set in ctx. An error fails the job.
+type ProcessFunc[K, In, Out any] = operators.ProcessFunc[K, In, Out]
+
+// Aggregator folds records into an accumulator (kept in keyed state) and
+// derives a result from it.
+type Aggregator[T, A, R any] = operators.Aggregator[T, A, R]
+
+// OperatorOption configures one operator.
+type OperatorOption func(*engine.Node)
+
+// Parallelism sets the number of parallel subtasks of the operator.
+func Parallelism(n int) OperatorOption {
+	return func(nd *engine.Node) { nd.Parallelism = n }
+}
+
+// UID sets the operator's stable id, which names its state in checkpoints
+// so that state can be matched to operators across versions of a job. The
+// default is the operator's name.
+func UID(uid string) OperatorOption {
+	return func(nd *engine.Node) { nd.UID = uid }
+}
+
+func configure(j *Job, n *engine.Node, opts []OperatorOption) {
+	for _, o := range opts {
+		o(n)
+	}
+	switch {
+	case n.Name == "":
+		j.fail(fmt.Errorf("operator %d: empty name", n.ID))
+	case n.UID == "":
+		j.fail(fmt.Errorf("operator %q: empty UID", n.Name))
+	case n.Parallelism < 0:
+		j.fail(fmt.Errorf("operator %q: parallelism %d must be positive", n.Name, n.Parallelism))
+	}
+}
+
+func info(oc *engine.OpContext) SubtaskInfo {
+	return SubtaskInfo{
+		Job:            oc.Job,
+		Operator:       oc.Operator,
+		UID:            oc.UID,
+		Index:          oc.Index,
+		Parallelism:    oc.Parallelism,
+		MaxParallelism: oc.MaxParallelism,
+		Logger:         oc.Logger,
+	}
+}
+
+// From adds a source to the job.
+func From[T any](job *Job, name string, src Source[T], opts ...OperatorOption) Stream[T] {
+	n := engine.AddSource(&job.g, name, func(ctx context.Context, oc *engine.OpContext) (engine.Reader[T], error) {
+		return src.Open(ctx, info(oc))
+	})
+	configure(job, n, opts)
+	return Stream[T]{job: job, node: n}
+}
+
+// To writes the stream to a sink.
+func To[T any](s Stream[T], name string, sink Sink[T], opts ...OperatorOption) {
+	open := func(oc *engine.OpContext) (operators.Writer[T], error) {
+		return sink.Open(oc.Context(), info(oc))
+	}
+	addOp(s, name, operators.NewSink(open), opts)
+}
+
+func addOp[In, Out any](s Stream[In], name string, f engine.OperatorFactory[In, Out], opts []OperatorOption) Stream[Out] {
+	n := engine.AddOperator(&s.job.g, name, f)
+	engine.Connect(s.node, n, s.part)
+	configure(s.job, n, opts)
+	return Stream[Out]{job: s.job, node: n}
+}
+
+// Map applies fn to every record.
+func Map[In, Out any](s Stream[In], name string, fn func(In) Out, opts ...OperatorOption) Stream[Out] {
+	return addOp(s, name, operators.NewMap(fn), opts)
+}
+
+// Filter keeps the records for which fn returns true.
+func Filter[T any](s Stream[T], name string, fn func(T) bool, opts ...OperatorOption) Stream[T] {
+	return addOp(s, name, operators.NewFilter(fn), opts)
+}
+
+// FlatMap calls fn for every record; fn emits zero or more records.
+func FlatMap[In, Out any](s Stream[In], name string, fn func(In, Emitter[Out]), opts ...OperatorOption) Stream[Out] {
+	return addOp(s, name, operators.NewFlatMap(fn), opts)
+}
+
+// Rebalance spreads the stream's records evenly over the subtasks of the
+// next operator, instead of keeping them in the subtask that produced them.
+func Rebalance[T any](s Stream[T]) Stream[T] {
+	s.part = engine.Rebalance
+	return s
+}
+
+// Union merges streams of the same type into one. The streams may come
+// from different sources and have different parallelism.
+func Union[T any](name string, streams ...Stream[T]) Stream[T] {
+	if len(streams) == 0 {
+		panic("weir: Union of no streams")
+	}
+	j := streams[0].job
+	n := engine.AddOperator(&j.g, name, operators.NewMap(func(v T) T { return v }))
+	for _, s := range streams {
+		if s.job != j {
+			j.fail(fmt.Errorf("union %q: streams of different jobs", name))
+			continue
+		}
+		// A node with several inputs is never chained; a forward input
+		// keeps subtask i to subtask i where parallelism agrees.
+		engine.Connect(s.node, n, s.part)
+	}
+	configure(j, n, nil)
+	return Stream[T]{job: j, node: n}
+}
+
+// KeyBy partitions the stream by key. K must be a type that keyed state can
+// encode: a string, an integer, a float, a bool, a byte slice or a struct of
+// those.
+func KeyBy[K, T any](s Stream[T], key func(T) K) KeyedStream[K, T] {
+	c, err := statebackend.CodecFor[K]()
+	if err != nil {
+		s.job.fail(fmt.Errorf("keyBy after %q: key type: %w", s.node.Name, err))
+	}
+	return KeyedStream[K, T]{s: s, key: key, codec: c}
+}
+
+func addKeyed[K, T, Out any](k KeyedStream[K, T], name string, f engine.OperatorFactory[engine.Keyed[K, T], Out], opts []OperatorOption) Stream[Out] {
+	j := k.s.job
+	n := engine.AddOperator(&j.g, name, f)
+	engine.ConnectKeyed(k.s.node, n, k.key, k.codec)
+	configure(j, n, opts)
+	return Stream[Out]{job: j, node: n}
+}
+
+// Process runs a keyed process function: fn sees every record with its key
+// and the key's state, and emits any number of records.
+func Process[K, In, Out any](k KeyedStream[K, In], name string, fn ProcessFunc[K, In, Out], opts ...OperatorOption) Stream[Out] {
+	return addKeyed(k, name, operators.NewProcess(k.codec, fn), opts)
+}
+
+// Reduce keeps, per key, the reduction of the key's records (the first
+// record is the initial value) and emits it after every record.
+func Reduce[K, T any](k KeyedStream[K, T], name string, fn func(acc, v T) T, opts ...OperatorOption) Stream[T] {
+	return addKeyed(k, name, operators.NewReduce(k.codec, fn), opts)
+}
+
+// Aggregate keeps, per key, an accumulator of the key's records and emits
+// its result after every record.
+func Aggregate[K, T, A, R any](k KeyedStream[K, T], name string, agg Aggregator[T, A, R], opts ...OperatorOption) Stream[R] {
+	return addKeyed(k, name, operators.NewAggregate(k.codec, agg), opts)
+}
