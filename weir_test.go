@@ -121,9 +121,9 @@ func TestKeyByRoutesByKeyGroup(t *testing.T) {
 
 type sumAgg struct{}
 
-func (sumAgg) Zero() int64                   { return 0 }
-func (sumAgg) Add(acc int64, v int) int64    { return acc + int64(v) }
-func (sumAgg) Result(acc int64) string       { return fmt.Sprint(acc) }
+func (sumAgg) Zero() int64                { return 0 }
+func (sumAgg) Add(acc int64, v int) int64 { return acc + int64(v) }
+func (sumAgg) Result(acc int64) string    { return fmt.Sprint(acc) }
 
 func TestReduceAggregateUnionRebalance(t *testing.T) {
 	job := weir.NewJob("ops", weir.DefaultParallelism(2))
@@ -467,4 +467,3 @@ func TestBuildErrors(t *testing.T) {
 		t.Fatalf("duplicate UIDs: %v", err)
 	}
 }
-

@@ -152,10 +152,16 @@ func envName(flagName string) string {
 	return "WEIR_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// errReported is an error the flag package already printed with usage.
+type errReported struct{ error }
+
 // parse parses args, then fills the flags not given from WEIR_*.
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errReported{err}
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
@@ -182,10 +188,11 @@ func (p *Program) run(args []string) int {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
-		if !strings.HasPrefix(err.Error(), "flag provided but not defined") && !strings.HasPrefix(err.Error(), "invalid value") && !strings.Contains(err.Error(), "flag needs an argument") {
+		var reported errReported
+		if !errors.As(err, &reported) {
 			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+			fs.Usage()
 		}
-		fs.Usage()
 		return ExitUsage
 	}
 	logger, err := newLogger(p.Stderr, rf.logFormat, rf.logLevel)

@@ -26,7 +26,7 @@ type Envelope[T any] struct {
 // discard is the Output of a node that has no consumer.
 type discard[T any] struct{}
 
-func (discard[T]) Push([]T) error               { return nil }
+func (discard[T]) Push([]T) error              { return nil }
 func (discard[T]) Control(barrier.Event) error { return nil }
 
 // fanOut pushes to several outputs in order.
