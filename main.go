@@ -42,12 +42,9 @@ func program(name string, flags *flag.FlagSet, build func(job *Job) error, opts 
 			if err := j.Err(); err != nil {
 				return nil, err
 			}
-			// The job's options are defaults that the command line overrides.
-			logger := cfg.Logger
+			// The job's options are defaults that the command line
+			// overrides; the logger and stop signal are the binary's.
 			*cfg = j.cfg
-			if cfg.Logger == nil {
-				cfg.Logger = logger
-			}
 			return &j.g, nil
 		},
 	}

@@ -130,10 +130,11 @@ func Rebalance[T any](s Stream[T]) Stream[T] {
 }
 
 // Union merges streams of the same type into one. The streams may come
-// from different sources and have different parallelism.
+// from different sources and have different parallelism. Union of no
+// streams panics: there is no job to report the error to.
 func Union[T any](name string, streams ...Stream[T]) Stream[T] {
 	if len(streams) == 0 {
-		panic("weir: Union of no streams")
+		panic("weir: Union " + name + " of no streams")
 	}
 	j := streams[0].job
 	n := engine.AddOperator(&j.g, name, operators.NewMap(func(v T) T { return v }))

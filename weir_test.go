@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -234,7 +235,7 @@ func TestPanicsNameTheOperator(t *testing.T) {
 			})
 			weir.To(f, "sink", sinks.Discard[int]())
 		}},
-		{"key-selector", "count", func(job *weir.Job) {
+		{"key-selector", `src (key selector of "count")`, func(job *weir.Job) {
 			src := weir.From(job, "src", sources.Slice(ints(100)))
 			k := weir.KeyBy(src, func(v int) int {
 				if v == 3 {
@@ -465,5 +466,156 @@ func TestBuildErrors(t *testing.T) {
 	weir.To(src, "x", sinks.Discard[int]())
 	if err := job.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "same UID") {
 		t.Fatalf("duplicate UIDs: %v", err)
+	}
+}
+
+func TestUnionOfEqualParallelism(t *testing.T) {
+	for _, pars := range [][3]int{{2, 2, 2}, {2, 3, 2}, {1, 1, 3}} {
+		t.Run(fmt.Sprint(pars), func(t *testing.T) {
+			job := weir.NewJob("union")
+			a := weir.From(job, "a", sources.Slice(ints(1000)), weir.Parallelism(pars[0]))
+			b := weir.From(job, "b", sources.Slice(ints(1000)), weir.Parallelism(pars[1]))
+			got := sinks.Collect[int]()
+			weir.To(weir.Union("u", a, b), "sink", got, weir.Parallelism(pars[2]))
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := job.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if n := len(got.Values()); n != 2000 {
+				t.Fatalf("%d records, want 2000", n)
+			}
+		})
+	}
+}
+
+// trickle returns a few records, then an empty batch, many times.
+type trickle struct{}
+
+func (trickle) Open(context.Context, weir.SubtaskInfo) (weir.SourceReader[int], error) {
+	return &trickleReader{}, nil
+}
+
+type trickleReader struct{ n int }
+
+func (r *trickleReader) Read(_ context.Context, buf []int) ([]int, error) {
+	r.n++
+	switch {
+	case r.n > 400:
+		return buf, io.EOF
+	case r.n%2 == 0:
+		return buf, nil
+	}
+	for i := 0; i < 10; i++ {
+		buf = append(buf, r.n)
+	}
+	return buf, nil
+}
+
+func (*trickleReader) Close() error { return nil }
+
+func TestRebalanceSpreadsATrickle(t *testing.T) {
+	counts := make([]atomic.Int64, 4)
+	job := weir.NewJob("trickle")
+	src := weir.From(job, "trickle", trickle{}, weir.Parallelism(1))
+	k := weir.Map(weir.Rebalance(src), "where", func(v int) int { return v }, weir.Parallelism(4))
+	weir.To(k, "count", subtaskCounter{counts}, weir.Parallelism(4))
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range counts {
+		if n := counts[i].Load(); n < 300 {
+			t.Fatalf("subtask %d got %d of 2000 records: %d %d %d %d", i, n, counts[0].Load(), counts[1].Load(), counts[2].Load(), counts[3].Load())
+		}
+	}
+}
+
+type subtaskCounter struct{ counts []atomic.Int64 }
+
+func (s subtaskCounter) Open(_ context.Context, info weir.SubtaskInfo) (weir.SinkWriter[int], error) {
+	return counterWriter{&s.counts[info.Index]}, nil
+}
+
+type counterWriter struct{ n *atomic.Int64 }
+
+func (w counterWriter) Write(b []int) error { w.n.Add(int64(len(b))); return nil }
+func (counterWriter) Finish() error         { return nil }
+func (counterWriter) Close() error          { return nil }
+
+// finishSink records whether Finish ran, and can panic or fail in Close.
+type finishSink struct {
+	finished   *atomic.Int64
+	closePanic bool
+}
+
+func (f finishSink) Open(context.Context, weir.SubtaskInfo) (weir.SinkWriter[int], error) {
+	return finishWriter{f}, nil
+}
+
+type finishWriter struct{ finishSink }
+
+func (finishWriter) Write([]int) error { return nil }
+func (w finishWriter) Finish() error   { w.finished.Add(1); return nil }
+func (w finishWriter) Close() error {
+	if w.closePanic {
+		panic("close panicked")
+	}
+	return nil
+}
+
+func TestNothingCommitsWhenAnotherSubtaskFails(t *testing.T) {
+	finished := &atomic.Int64{}
+	job := weir.NewJob("late-failure", weir.DefaultParallelism(2))
+	src := weir.From(job, "src", sources.Slice(ints(10)))
+	m := weir.FlatMap(src, "late", func(v int, out weir.Emitter[int]) {
+		if v == 9 {
+			time.Sleep(200 * time.Millisecond)
+			panic("late failure")
+		}
+		out.Emit(v)
+	})
+	weir.To(m, "sink", finishSink{finished: finished})
+	if err := job.Run(context.Background()); err == nil {
+		t.Fatal("job with a failing operator succeeded")
+	}
+	if n := finished.Load(); n != 0 {
+		t.Fatalf("%d sink subtasks committed although the job failed", n)
+	}
+}
+
+func TestPanicInCloseFailsTheJobNotTheProcess(t *testing.T) {
+	job := weir.NewJob("close-panic", weir.DefaultParallelism(1))
+	weir.To(weir.From(job, "src", sources.Slice(ints(10))), "sink", finishSink{finished: &atomic.Int64{}, closePanic: true})
+	err := job.Run(context.Background())
+	var oe *engine.OperatorError
+	if !errors.As(err, &oe) || oe.Operator != "sink" {
+		t.Fatalf("panic in Close: %v, want an OperatorError naming the sink", err)
+	}
+}
+
+func TestCancellationIsNotAnOperatorError(t *testing.T) {
+	job := weir.NewJob("cancel", weir.DefaultParallelism(1))
+	src := weir.From(job, "endless", endless{&atomic.Int64{}})
+	m := weir.Map(src, "m", func(v int) int { return v })
+	weir.To(weir.Rebalance(m), "block", blockingSink{make(chan struct{}), &atomic.Int64{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	err := job.Run(ctx)
+	var oe *engine.OperatorError
+	if !errors.Is(err, context.Canceled) || errors.As(err, &oe) {
+		t.Fatalf("cancelled job: %v, want context.Canceled naming no operator", err)
+	}
+}
+
+func TestUIDsThatLookAlikeGetTheirOwnState(t *testing.T) {
+	job := weir.NewJob("alike", weir.DefaultParallelism(1))
+	src := weir.From(job, "src", sources.Slice(ints(100)))
+	k := weir.KeyBy(src, func(v int) int { return v % 5 })
+	a := weir.Reduce(k, "count words", func(x, y int) int { return x + y })
+	b := weir.Reduce(k, "count_words", func(x, y int) int { return x + y })
+	weir.To(a, "a", sinks.Discard[int]())
+	weir.To(b, "b", sinks.Discard[int]())
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -98,6 +98,16 @@ type runFlags struct {
 	stateDir       string
 	logFormat      string
 	logLevel       string
+	clash          []string        // job flags named like one of weir's
+	fromEnv        map[string]bool // flags set from WEIR_* variables
+}
+
+// source names where a flag's value came from, for error messages.
+func (rf *runFlags) source(name string) string {
+	if rf.fromEnv[name] {
+		return envName(name)
+	}
+	return "--" + name
 }
 
 func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
@@ -112,10 +122,12 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	own := map[string]bool{}
 	if p.Flags != nil {
 		p.Flags.VisitAll(func(f *flag.Flag) {
-			if fs.Lookup(f.Name) == nil {
-				fs.Var(f.Value, f.Name, f.Usage)
-				own[f.Name] = true
+			if fs.Lookup(f.Name) != nil {
+				rf.clash = append(rf.clash, f.Name)
+				return
 			}
+			fs.Var(f.Value, f.Name, f.Usage)
+			own[f.Name] = true
 		})
 	}
 	fs.Usage = func() {
@@ -156,7 +168,8 @@ func envName(flagName string) string {
 type errReported struct{ error }
 
 // parse parses args, then fills the flags not given from WEIR_*.
-func parse(fs *flag.FlagSet, args []string) error {
+func parse(fs *flag.FlagSet, rf *runFlags, args []string) error {
+	rf.fromEnv = map[string]bool{}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -177,6 +190,7 @@ func parse(fs *flag.FlagSet, args []string) error {
 			if serr := fs.Set(f.Name, v); serr != nil {
 				err = fmt.Errorf("invalid value %q for %s (flag --%s): %v", v, envName(f.Name), f.Name, serr)
 			}
+			rf.fromEnv[f.Name] = true
 		}
 	})
 	return err
@@ -184,7 +198,11 @@ func parse(fs *flag.FlagSet, args []string) error {
 
 func (p *Program) run(args []string) int {
 	fs, rf := p.flagSet()
-	if err := parse(fs, args); err != nil {
+	if len(rf.clash) > 0 {
+		fmt.Fprintf(p.Stderr, "%s: the job defines flags that weir defines too: %s; rename them\n", p.Name, strings.Join(rf.clash, ", "))
+		return ExitUsage
+	}
+	if err := parse(fs, rf, args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
@@ -195,24 +213,27 @@ func (p *Program) run(args []string) int {
 		}
 		return ExitUsage
 	}
-	logger, err := newLogger(p.Stderr, rf.logFormat, rf.logLevel)
+	logger, err := newLogger(p.Stderr, rf.logFormat, rf.logLevel, rf)
 	if err == nil && rf.parallelism < 0 {
-		err = fmt.Errorf("--parallelism %d: must be positive", rf.parallelism)
+		err = fmt.Errorf("%s %d: must be positive", rf.source("parallelism"), rf.parallelism)
 	}
 	if err == nil && rf.maxParallelism < 0 {
-		err = fmt.Errorf("--max-parallelism %d: must be positive", rf.maxParallelism)
+		err = fmt.Errorf("%s %d: must be positive", rf.source("max-parallelism"), rf.maxParallelism)
 	}
 	if err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		fs.Usage()
 		return ExitUsage
 	}
-	cfg := Config{Job: p.Name, Logger: logger}
+	// The job's own options are defaults; the command line overrides them.
+	var cfg Config
 	g, err := p.Build(&cfg)
 	if err != nil {
-		logger.Error("job definition is invalid", "job", p.Name, "err", err)
+		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
 	}
+	cfg.Job = p.Name
+	cfg.Logger = logger
 	if rf.parallelism > 0 {
 		cfg.Parallelism = rf.parallelism
 	}
@@ -221,6 +242,10 @@ func (p *Program) run(args []string) int {
 	}
 	if rf.stateDir != "" {
 		cfg.StateDir = rf.stateDir
+	}
+	if _, err := NewPlan(g, cfg); err != nil {
+		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		return ExitUsage
 	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -253,6 +278,10 @@ func (p *Program) run(args []string) int {
 	}()
 	logger.Info("job starting", "job", p.Name, "parallelism", cfg.Parallelism, "version", Version())
 	if err := Run(ctx, g, cfg); err != nil {
+		if errors.Is(err, ErrStopped) {
+			logger.Error("job cancelled by a second interrupt: output since the last commit is not committed", "job", p.Name)
+			return ExitFailed
+		}
 		logger.Error("job failed", "job", p.Name, "err", err)
 		var oe *OperatorError
 		if errors.As(err, &oe) && len(oe.Stack) > 0 {
@@ -264,10 +293,10 @@ func (p *Program) run(args []string) int {
 	return ExitOK
 }
 
-func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+func newLogger(w io.Writer, format, level string, rf *runFlags) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+		return nil, fmt.Errorf("%s %q: want debug, info, warn or error", rf.source("log-level"), level)
 	}
 	opts := &slog.HandlerOptions{Level: lv}
 	switch format {
@@ -276,5 +305,5 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+	return nil, fmt.Errorf("%s %q: want text or json", rf.source("log-format"), format)
 }

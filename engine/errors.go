@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -38,6 +39,10 @@ func (oc *OpContext) wrap(err error) error {
 	}
 	var oe *OperatorError
 	if errors.As(err, &oe) {
+		return err
+	}
+	// A job being cancelled is nobody's fault: pass the cause through.
+	if oc.ctx != nil && oc.ctx.Err() != nil && errors.Is(err, context.Cause(oc.ctx)) {
 		return err
 	}
 	return &OperatorError{Operator: oc.Operator, Subtask: oc.Index, Parallelism: oc.Parallelism, Err: err}

@@ -215,6 +215,18 @@ func (r *rebalanceSender[T]) Push(b []T) error {
 	return nil
 }
 
+// Flush sends the partial batch of the current target and moves on to the
+// next, so a trickle of records flushed by idleness still spreads over all
+// consumers.
+func (r *rebalanceSender[T]) Flush() error {
+	if len(r.bufs[r.next]) == 0 {
+		return nil
+	}
+	err := r.send(r.next)
+	r.next = (r.next + 1) % len(r.gates)
+	return err
+}
+
 // Keyed is a record on a keyed edge: the key, computed once by the sender,
 // its key group, and the record.
 type Keyed[K, T any] struct {

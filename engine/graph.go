@@ -132,7 +132,12 @@ func (opNode[In, Out]) source() bool           { return false }
 func (opNode[In, Out]) runSource(context.Context, *task, *OpContext, any) error {
 	return fmt.Errorf("engine: not a source")
 }
-func (o opNode[In, Out]) build(oc *OpContext, out any) (any, error) {
+func (o opNode[In, Out]) build(oc *OpContext, out any) (_ any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = oc.recovered(r)
+		}
+	}()
 	in, err := o.f(oc, out.(Output[Out]))
 	if err != nil {
 		return nil, err

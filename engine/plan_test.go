@@ -22,7 +22,7 @@ func src(g *Graph, name string, par int) *Node {
 
 type nopOp struct{ next Output[int] }
 
-func (o nopOp) Push(b []int) error              { return o.next.Push(b) }
+func (o nopOp) Push(b []int) error             { return o.next.Push(b) }
 func (o nopOp) Control(ev barrier.Event) error { return o.next.Control(ev) }
 
 func op(g *Graph, name string, par int) *Node {

@@ -88,11 +88,14 @@ func NewPlan(g *Graph, cfg Config) (*Plan, error) {
 		par := n.Parallelism
 		if par == 0 {
 			par = cfg.Parallelism
+			if keyedInput(n) {
+				par = min(par, cfg.MaxParallelism)
+			}
 		}
 		if par < 1 {
 			return nil, fmt.Errorf("engine: operator %q: parallelism %d must be positive", n.Name, par)
 		}
-		if par > cfg.MaxParallelism {
+		if par > cfg.MaxParallelism && keyedInput(n) {
 			return nil, fmt.Errorf("engine: operator %q: parallelism %d exceeds max parallelism %d", n.Name, par, cfg.MaxParallelism)
 		}
 		p.Parallelism[n.ID] = par
@@ -125,6 +128,15 @@ func NewPlan(g *Graph, cfg Config) (*Plan, error) {
 	return p, nil
 }
 
+func keyedInput(n *Node) bool {
+	for _, e := range n.Inputs {
+		if e.Part == Hash {
+			return true
+		}
+	}
+	return false
+}
+
 // Run runs the graph until every source is exhausted (or cfg.Stop closes)
 // and every record reached its sink, until an operator fails, or until ctx
 // is cancelled. It returns the first failure, naming the operator and
@@ -153,29 +165,23 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 
 	// Gates: one per subtask of every node fed by an exchange.
 	gates := map[*Node][]gateRunner{}
+	senderBase := map[*Edge]int{}
 	for _, n := range p.Heads {
 		if n.impl.source() {
 			continue
 		}
+		// A sender's index is its position among the senders of the
+		// consumer's gate: edges in order, then producer subtasks.
 		senders := 0
 		for _, e := range n.Inputs {
-			senders += p.Parallelism[e.From.ID]
+			senderBase[e] = senders
+			senders += p.sendersPerGate(e)
 		}
 		gs := make([]gateRunner, p.Parallelism[n.ID])
 		for i := range gs {
 			gs[i] = n.impl.newGate(senders, cfg.QueueSize, cfg.BatchSize)
 		}
 		gates[n] = gs
-	}
-	// Sender indexes: the position of (edge, producer subtask) among the
-	// senders of the consumer's gate.
-	senderBase := map[*Edge]int{}
-	for n := range gates {
-		base := 0
-		for _, e := range n.Inputs {
-			senderBase[e] = base
-			base += p.Parallelism[e.From.ID]
-		}
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -184,6 +190,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
+		tasks    []*task
 	)
 	fail := func(err error) {
 		mu.Lock()
@@ -206,6 +213,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 				linger:   cfg.Linger,
 				batch:    cfg.BatchSize,
 			}
+			tasks = append(tasks, t)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
@@ -216,26 +224,50 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		}
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if firstErr == nil && ctx.Err() != nil {
+		firstErr = context.Cause(ctx)
 	}
-	if ctx.Err() != nil {
-		return context.Cause(ctx)
+	// Sinks commit only once every task reached the end of its input, so a
+	// failure anywhere in the job leaves no output committed.
+	if firstErr == nil {
+		for _, t := range tasks {
+			if err := t.finish(); err != nil {
+				firstErr = err
+				break
+			}
+		}
 	}
-	return nil
+	for _, t := range tasks {
+		if err := t.close(); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+	return firstErr
+}
+
+// sendersPerGate is how many producer subtasks of e send to each consumer
+// subtask: one on a forward edge between equal parallelisms, all of them
+// otherwise.
+func (p *Plan) sendersPerGate(e *Edge) int {
+	if p.pointwise(e) {
+		return 1
+	}
+	return p.Parallelism[e.From.ID]
+}
+
+// pointwise is true for a forward edge between equal parallelisms: subtask
+// i sends to subtask i only.
+func (p *Plan) pointwise(e *Edge) bool {
+	return e.Part == Forward && p.Parallelism[e.From.ID] == p.Parallelism[e.To.ID]
 }
 
 func (p *Plan) runTask(ctx context.Context, t *task, head *Node, index int, gates map[*Node][]gateRunner, senderBase map[*Edge]int, cfg *Config) (err error) {
+	oc := p.opContext(ctx, t, head, index, cfg)
 	defer func() {
 		if r := recover(); r != nil {
-			oc := p.opContext(ctx, t, head, index, cfg)
 			err = oc.recovered(r)
 		}
-		if cerr := t.close(); cerr != nil && err == nil {
-			err = cerr
-		}
 	}()
-	oc := p.opContext(ctx, t, head, index, cfg)
 	if head.impl.source() {
 		out, err := p.buildOutputs(ctx, t, head, index, gates, senderBase, cfg)
 		if err != nil {
@@ -293,16 +325,18 @@ func (p *Plan) buildOutputs(ctx context.Context, t *task, n *Node, index int, ga
 			continue
 		}
 		gs := gates[e.To]
-		from := senderBase[e] + index
 		var s flushOutput
 		switch {
 		case e.Part == Hash:
-			// The key selector belongs to the consumer: its panics are
-			// attributed there.
-			s = e.keyed.newSender(ctx, from, gs, cfg.MaxParallelism, p.opContext(ctx, t, e.To, index, cfg))
-		case e.Part == Forward && p.Parallelism[e.From.ID] == p.Parallelism[e.To.ID]:
-			s = e.To.impl.newSender(ctx, Forward, from, gs[index:index+1])
+			// The key selector runs in the producer on behalf of the
+			// consumer: its panics name both.
+			sel := p.opContext(ctx, t, e.From, index, cfg)
+			sel.Operator = fmt.Sprintf("%s (key selector of %q)", e.From.Name, e.To.Name)
+			s = e.keyed.newSender(ctx, senderBase[e]+index, gs, cfg.MaxParallelism, sel)
+		case p.pointwise(e):
+			s = e.To.impl.newSender(ctx, Forward, senderBase[e], gs[index:index+1])
 		default:
+			from := senderBase[e] + index
 			s = e.To.impl.newSender(ctx, Rebalance, from, gs)
 		}
 		t.flushers = append(t.flushers, s)

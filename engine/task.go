@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/weirstream/weir/barrier"
@@ -34,9 +35,30 @@ type OpContext struct {
 // Context is cancelled when the job stops or fails.
 func (oc *OpContext) Context() context.Context { return oc.ctx }
 
-// OnClose registers fn to run when the task ends, in reverse order of
-// registration, whether the job succeeded or not.
-func (oc *OpContext) OnClose(fn func() error) { oc.task.closers = append(oc.task.closers, fn) }
+// OnClose registers fn to run when the job ends, in reverse order of
+// registration, whether the job succeeded or not. Its error or panic is
+// attributed to the operator.
+func (oc *OpContext) OnClose(fn func() error) {
+	oc.task.closers = append(oc.task.closers, func() error { return oc.call(fn) })
+}
+
+// OnFinish registers fn to run once every task of the job has consumed all
+// its input, before any OnClose function; it does not run when the job
+// fails or is cancelled. Sinks commit their output here, so a failure
+// anywhere in the job leaves nothing committed.
+func (oc *OpContext) OnFinish(fn func() error) {
+	oc.task.finishers = append(oc.task.finishers, func() error { return oc.call(fn) })
+}
+
+// call runs fn, attributing its error or panic to the operator.
+func (oc *OpContext) call(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = oc.recovered(r)
+		}
+	}()
+	return oc.wrap(fn())
+}
 
 // KeyGroups is the range of key groups this subtask owns.
 func (oc *OpContext) KeyGroups() statebackend.KeyGroupRange {
@@ -44,7 +66,7 @@ func (oc *OpContext) KeyGroups() statebackend.KeyGroupRange {
 }
 
 // StateBackend opens (once) the keyed state backend of this operator
-// subtask: a Pebble instance in STATE_DIR/UID/INDEX.
+// subtask: a Pebble instance in STATE_DIR/operators/ESCAPED_UID/INDEX.
 func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 	if oc.backend != nil {
 		return oc.backend, nil
@@ -66,20 +88,24 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 	return b, nil
 }
 
-// safeName keeps a UID usable as one path element.
+// safeName turns a UID into one path element, injectively: letters,
+// digits, '-', '_' and a '.' that is not first stay; every other byte
+// becomes %XX.
 func safeName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.' && i > 0:
+			b.WriteByte(c)
 		default:
-			b[i] = '_'
+			fmt.Fprintf(&b, "%%%02X", c)
 		}
 	}
-	if len(b) == 0 || b[0] == '.' {
-		return "_" + string(b)
+	if b.Len() == 0 {
+		return "%"
 	}
-	return string(b)
+	return b.String()
 }
 
 // task is one subtask of a chain: one goroutine.
@@ -91,6 +117,7 @@ type task struct {
 	batch    int
 
 	flushers  []flushOutput
+	finishers []func() error
 	closers   []func() error
 	lastFlush time.Time
 }
@@ -124,6 +151,15 @@ func (t *task) stopping() bool {
 	}
 }
 
+func (t *task) finish() error {
+	for _, f := range t.finishers {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (t *task) close() error {
 	var errs []error
 	for i := len(t.closers) - 1; i >= 0; i-- {
@@ -141,7 +177,7 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 	}
 	oc.OnClose(func() error {
 		if err := r.Close(); err != nil {
-			return oc.wrap(fmt.Errorf("close: %w", err))
+			return fmt.Errorf("close: %w", err)
 		}
 		return nil
 	})
@@ -154,7 +190,7 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 			}
 			clear(b)
 		}
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

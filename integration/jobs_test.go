@@ -248,6 +248,8 @@ func TestUsageErrors(t *testing.T) {
 		{"stray argument", nil, []string{"run", "extra"}, `unexpected argument "extra"`},
 		{"unknown command", nil, []string{"launch"}, `unknown command "launch"`},
 		{"bad log format", nil, []string{"--log-format", "xml"}, "--log-format"},
+		{"bad log level from env", []string{"WEIR_LOG_LEVEL=verbose"}, nil, `WEIR_LOG_LEVEL "verbose"`},
+		{"max parallelism too large", nil, []string{"--max-parallelism", "40000"}, "max parallelism 40000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,6 +1,8 @@
 package operators
 
 import (
+	"fmt"
+
 	"github.com/weirstream/weir/barrier"
 	"github.com/weirstream/weir/engine"
 )
@@ -153,17 +155,30 @@ func NewSink[T any](open func(oc *engine.OpContext) (Writer[T], error)) engine.O
 			return nil, err
 		}
 		oc.OnClose(w.Close)
-		return &sinkOp[T]{w: w}, nil
+		s := &sinkOp[T]{w: w}
+		oc.OnFinish(func() error {
+			if !s.ended {
+				return fmt.Errorf("sink finishing before the end of its input")
+			}
+			return w.Finish()
+		})
+		return s, nil
 	}
 }
 
-type sinkOp[T any] struct{ w Writer[T] }
+// sinkOp writes batches; the writer's Finish runs once the whole job has
+// consumed its input (OpContext.OnFinish), not when this subtask's input
+// ends, so a failure elsewhere in the job leaves its output uncommitted.
+type sinkOp[T any] struct {
+	w     Writer[T]
+	ended bool
+}
 
 func (s *sinkOp[T]) Push(b []T) error { return s.w.Write(b) }
 
 func (s *sinkOp[T]) Control(ev barrier.Event) error {
 	if ev.Kind == barrier.EndOfInput {
-		return s.w.Finish()
+		s.ended = true
 	}
 	return nil
 }
