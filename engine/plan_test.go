@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/weirstream/weir/barrier"
+	"github.com/weirstream/weir/statebackend"
 )
 
 type nopReader struct{}
@@ -111,10 +112,27 @@ func TestPlanChaining(t *testing.T) {
 func TestPlanErrors(t *testing.T) {
 	g := &Graph{}
 	s := src(g, "src", 0)
-	m := op(g, "map", 200)
-	Connect(s, m, Forward)
+	k := AddOperator(g, "keyed", func(_ *OpContext, next Output[int]) (Output[Keyed[int, int]], error) { return nil, nil })
+	k.Parallelism = 200
+	ConnectKeyed(s, k, func(v int) int { return v }, statebackend.MustCodecFor[int]())
 	if _, err := NewPlan(g, Config{Parallelism: 2}); err == nil || !strings.Contains(err.Error(), "exceeds max parallelism 128") {
-		t.Fatalf("parallelism above max: %v", err)
+		t.Fatalf("keyed parallelism above max: %v", err)
+	}
+	// Unkeyed operators are not bound by the number of key groups.
+	g = &Graph{}
+	m := op(g, "map", 200)
+	Connect(src(g, "src", 0), m, Forward)
+	if _, err := NewPlan(g, Config{Parallelism: 2}); err != nil {
+		t.Fatalf("unkeyed parallelism above max: %v", err)
+	}
+	// The default parallelism of a keyed operator is capped by it.
+	g = &Graph{}
+	s = src(g, "src", 0)
+	k = AddOperator(g, "keyed", func(_ *OpContext, next Output[int]) (Output[Keyed[int, int]], error) { return nil, nil })
+	ConnectKeyed(s, k, func(v int) int { return v }, statebackend.MustCodecFor[int]())
+	p, err := NewPlan(g, Config{Parallelism: 300})
+	if err != nil || p.Parallelism[k.ID] != 128 || p.Parallelism[s.ID] != 300 {
+		t.Fatalf("default parallelism 300: %v %v", p, err)
 	}
 	g = &Graph{}
 	op(g, "orphan", 0)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"slices"
 	"strings"
@@ -155,12 +156,22 @@ func (s *Value[V]) Lookup() (V, bool) {
 	if !ok {
 		return zero, false
 	}
-	raw, closer, found := s.b.get(k)
-	if !found {
-		return zero, false
+	var raw []byte
+	if s.b.vcache != nil {
+		e := s.b.cacheEntry(s.si.ID, k, true)
+		if !e.present {
+			return zero, false
+		}
+		raw = e.val
+	} else {
+		var closer io.Closer
+		var found bool
+		if raw, closer, found = s.b.get(k); !found {
+			return zero, false
+		}
+		defer s.b.closeQuiet(closer)
 	}
 	v, err := s.c.Decode(raw)
-	s.b.closeQuiet(closer)
 	if err != nil {
 		s.b.decodeErr(s.si, "value", err)
 		return zero, false
@@ -174,15 +185,31 @@ func (s *Value[V]) Set(v V) {
 	if !ok {
 		return
 	}
+	if s.b.vcache != nil {
+		e := s.b.cacheEntry(s.si.ID, k, false)
+		old := cap(e.val)
+		e.val = s.c.Append(e.val[:0], v)
+		e.present = true
+		s.b.vcache.markDirty(e, old)
+		return
+	}
 	s.b.val = s.c.Append(s.b.val[:0], v)
 	s.b.set(k, s.b.val)
 }
 
 // Clear removes the value of the current key.
 func (s *Value[V]) Clear() {
-	if k, ok := s.b.prefix(s.si.ID); ok {
-		s.b.delete(k)
+	k, ok := s.b.prefix(s.si.ID)
+	if !ok {
+		return
 	}
+	if s.b.vcache != nil {
+		e := s.b.cacheEntry(s.si.ID, k, false)
+		e.present = false
+		s.b.vcache.markDirty(e, cap(e.val))
+		return
+	}
+	s.b.delete(k)
 }
 
 // Map is a map per key, stored as one Pebble entry per map entry, so reading
