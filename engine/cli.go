@@ -243,6 +243,10 @@ func (p *Program) run(args []string) int {
 	if rf.stateDir != "" {
 		cfg.StateDir = rf.stateDir
 	}
+	if err := cfg.fill(); err != nil {
+		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		return ExitUsage
+	}
 	if _, err := NewPlan(g, cfg); err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,7 +76,7 @@ func (s *jsonFilesSink[T]) Open(_ context.Context, info weir.SubtaskInfo) (weir.
 	if err := os.MkdirAll(s.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("sinks: json files: %w", err)
 	}
-	w := &jsonFilesWriter[T]{dir: s.dir, index: info.Index, maxSize: s.cfg.maxSize}
+	w := &jsonFilesWriter[T]{dir: s.dir, index: info.Index, maxSize: s.cfg.maxSize, logger: info.Logger}
 	w.enc = json.NewEncoder(&w.rec)
 	w.enc.SetEscapeHTML(false)
 	return w, nil
@@ -94,6 +95,7 @@ type jsonFilesWriter[T any] struct {
 	dir     string
 	index   int
 	maxSize int64
+	logger  *slog.Logger // may be nil
 
 	// pending lists the files written and not committed, in order; while a
 	// file is in progress it is the last one, open as f.
@@ -235,10 +237,14 @@ func (w *jsonFilesWriter[T]) Finish() error {
 	if err := w.preCommit(); err != nil {
 		return w.fail(err)
 	}
+	files := len(w.pending)
 	if err := w.commit(); err != nil {
 		return w.fail(err)
 	}
 	w.state = finished
+	if w.logger != nil && files > 0 {
+		w.logger.Info("committed output", "dir", w.dir, "files", files)
+	}
 	return nil
 }
 
