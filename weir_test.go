@@ -388,7 +388,7 @@ func TestCancelStopsEveryGoroutine(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- job.Run(ctx) }()
-	for produced.Load() < 100_000 {
+	for produced.Load() < 20_000 {
 		time.Sleep(time.Millisecond)
 	}
 	cancel()
