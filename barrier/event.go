@@ -16,6 +16,10 @@ const (
 	Barrier
 	// EndOfInput says this sender will send nothing more.
 	EndOfInput
+	// CancelBarrier says the sender abandoned checkpoint Checkpoint (and
+	// every older one): the receiver stops aligning it and ignores its
+	// barriers, and those of older checkpoints, from every input.
+	CancelBarrier
 )
 
 func (k Kind) String() string {
@@ -28,6 +32,8 @@ func (k Kind) String() string {
 		return "barrier"
 	case EndOfInput:
 		return "end-of-input"
+	case CancelBarrier:
+		return "cancel-barrier"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -36,7 +42,7 @@ func (k Kind) String() string {
 // shared.
 type Event struct {
 	Kind       Kind
-	Checkpoint uint64 // Barrier: the checkpoint id
+	Checkpoint uint64 // Barrier, CancelBarrier: the checkpoint id
 	Time       int64  // Watermark: event time in milliseconds since the epoch
 }
 
@@ -46,9 +52,21 @@ func (e Event) String() string {
 		return fmt.Sprintf("watermark(%d)", e.Time)
 	case Barrier:
 		return fmt.Sprintf("barrier(%d)", e.Checkpoint)
+	case CancelBarrier:
+		return fmt.Sprintf("cancel-barrier(%d)", e.Checkpoint)
 	}
 	return e.Kind.String()
 }
 
 // End is the end-of-input event.
 var End = Event{Kind: EndOfInput}
+
+// NewBarrier returns the barrier of checkpoint id.
+func NewBarrier(id uint64) Event { return Event{Kind: Barrier, Checkpoint: id} }
+
+// NewCancel returns the cancel marker of checkpoint id.
+func NewCancel(id uint64) Event { return Event{Kind: CancelBarrier, Checkpoint: id} }
+
+// NewWatermark returns the watermark at event time t (milliseconds since the
+// epoch).
+func NewWatermark(t int64) Event { return Event{Kind: Watermark, Time: t} }

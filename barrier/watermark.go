@@ -1,0 +1,119 @@
+package barrier
+
+import (
+	"fmt"
+	"math"
+	"strings"
+)
+
+// NoWatermark is the watermark of an input that has not sent one yet: no
+// event time is known to be complete.
+const NoWatermark int64 = math.MinInt64
+
+// WatermarkMerger computes the watermark of a task with several inputs: the
+// minimum of the watermarks of the inputs that have not ended. Like the
+// Aligner it is a pure state machine owned by the task's goroutine; it
+// tells the caller when the merged watermark advances, which it only ever
+// does forward.
+//
+// When every input ended, the merged watermark advances to math.MaxInt64
+// (as Flink's MAX_WATERMARK does), so event-time timers and windows fire
+// before end-of-input is forwarded.
+type WatermarkMerger struct {
+	marks  []int64 // per input; NoWatermark until the first
+	ended  []bool
+	merged int64
+}
+
+// NewWatermarkMerger returns a merger for a task with the given number of
+// inputs (at least 1), none of which has sent a watermark.
+func NewWatermarkMerger(inputs int) *WatermarkMerger {
+	if inputs < 1 {
+		panic(fmt.Sprintf("barrier: NewWatermarkMerger(%d): need at least one input", inputs))
+	}
+	m := &WatermarkMerger{
+		marks:  make([]int64, inputs),
+		ended:  make([]bool, inputs),
+		merged: NoWatermark,
+	}
+	for i := range m.marks {
+		m.marks[i] = NoWatermark
+	}
+	return m
+}
+
+// Current returns the merged watermark: NoWatermark until every live input
+// sent one.
+func (m *WatermarkMerger) Current() int64 { return m.merged }
+
+// Input returns the watermark of input and whether it ended.
+func (m *WatermarkMerger) Input(input int) (t int64, ended bool) {
+	return m.marks[input], m.ended[input]
+}
+
+// Watermark feeds watermark t, delivered by input. It returns the new
+// merged watermark and true when the merged watermark advanced; the caller
+// forwards it downstream. A watermark below one the input already sent, or
+// from an ended input, is ignored.
+func (m *WatermarkMerger) Watermark(input int, t int64) (int64, bool) {
+	if m.ended[input] || t <= m.marks[input] {
+		return m.merged, false
+	}
+	m.marks[input] = t
+	return m.advance()
+}
+
+// EndOfInput feeds end-of-input, delivered by input: the input no longer
+// holds the merged watermark back. It returns the new merged watermark and
+// true when it advanced.
+func (m *WatermarkMerger) EndOfInput(input int) (int64, bool) {
+	if m.ended[input] {
+		return m.merged, false
+	}
+	m.ended[input] = true
+	return m.advance()
+}
+
+func (m *WatermarkMerger) advance() (int64, bool) {
+	low := int64(math.MaxInt64)
+	for i, t := range m.marks {
+		if !m.ended[i] {
+			low = min(low, t)
+		}
+	}
+	if low <= m.merged {
+		return m.merged, false
+	}
+	m.merged = low
+	return low, true
+}
+
+// String describes the state, for example "merged=5 [0:5 1:end 2:7]".
+func (m *WatermarkMerger) String() string {
+	var b strings.Builder
+	b.WriteString("merged=")
+	b.WriteString(fmtMark(m.merged))
+	b.WriteString(" [")
+	for i, t := range m.marks {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if m.ended[i] {
+			fmt.Fprintf(&b, "%d:end", i)
+		} else {
+			fmt.Fprintf(&b, "%d:%s", i, fmtMark(t))
+		}
+	}
+	b.WriteByte(']')
+	return b.String()
+}
+
+func fmtMark(t int64) string {
+	switch t {
+	case NoWatermark:
+		return "none"
+	case math.MaxInt64:
+		return "max"
+	}
+	return fmt.Sprint(t)
+}
