@@ -1,0 +1,255 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"sort"
+)
+
+// WriteManifest encodes m and commits it as chk-<id>/MANIFEST with
+// PutIfAbsent. Call it last, after every referenced object is stored. An
+// error wrapping ErrExists means checkpoint id was already committed (by
+// another coordinator); it must not be retried.
+func WriteManifest(ctx context.Context, s BlobStore, m *Manifest) error {
+	data, err := Encode(m)
+	if err != nil {
+		return err
+	}
+	name := ManifestObject(m.CheckpointID)
+	if err := s.PutIfAbsent(ctx, name, bytes.NewReader(data)); err != nil {
+		if errors.Is(err, ErrExists) {
+			return fmt.Errorf("storage: commit checkpoint %d: %w", m.CheckpointID, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// ReadManifest reads and decodes the manifest of checkpoint id. A missing
+// manifest is ErrNotFound; a manifest that does not decode, or records a
+// different checkpoint id, is ErrCorruptManifest (or ErrUnknownVersion).
+func ReadManifest(ctx context.Context, s BlobStore, id uint64) (*Manifest, error) {
+	name := ManifestObject(id)
+	rc, err := s.Get(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, rc}, MaxManifestSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("storage: read %s: %w", name, err)
+	}
+	m, err := Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	if m.CheckpointID != id {
+		return nil, fmt.Errorf("%w: %s: records checkpoint %d", ErrCorruptManifest, name, m.CheckpointID)
+	}
+	return m, nil
+}
+
+// ProblemKind says what is wrong with a referenced object.
+type ProblemKind uint8
+
+// Kinds of problems Verify reports.
+const (
+	ProblemMissing    ProblemKind = iota + 1 // the object does not exist
+	ProblemSize                              // it exists with another size
+	ProblemChecksum                          // its CRC32C differs
+	ProblemUnreadable                        // reading it failed (Err says why)
+	ProblemManifest                          // the manifest itself is missing, corrupt or of an unknown version
+)
+
+func (k ProblemKind) String() string {
+	switch k {
+	case ProblemMissing:
+		return "missing"
+	case ProblemSize:
+		return "wrong size"
+	case ProblemChecksum:
+		return "wrong checksum"
+	case ProblemUnreadable:
+		return "unreadable"
+	case ProblemManifest:
+		return "bad manifest"
+	}
+	return fmt.Sprintf("problem(%d)", uint8(k))
+}
+
+// Problem is one damaged object of a checkpoint.
+type Problem struct {
+	Object    string // the damaged object's name
+	Kind      ProblemKind
+	Want, Got uint64 // size or CRC32C, for ProblemSize and ProblemChecksum
+	Err       error  // for ProblemUnreadable and ProblemManifest
+}
+
+func (p Problem) String() string {
+	switch p.Kind {
+	case ProblemSize:
+		return fmt.Sprintf("%s: size %d, want %d", p.Object, p.Got, p.Want)
+	case ProblemChecksum:
+		return fmt.Sprintf("%s: crc32c %08x, want %08x", p.Object, p.Got, p.Want)
+	case ProblemUnreadable, ProblemManifest:
+		return fmt.Sprintf("%s: %s: %v", p.Object, p.Kind, p.Err)
+	}
+	return fmt.Sprintf("%s: %s", p.Object, p.Kind)
+}
+
+// Verify checks that every object m references exists with the recorded
+// size and CRC32C, reading each distinct object once, streaming. It returns
+// one Problem per damaged object, sorted by name; none means m is
+// restorable. If ctx ends, the object being checked is reported unreadable.
+func Verify(ctx context.Context, s BlobStore, m *Manifest) []Problem {
+	wants := make(map[string][]want)
+	for _, op := range m.Operators {
+		for _, st := range op.Subtasks {
+			for _, f := range st.Files {
+				w := want{f.Size, f.CRC32C}
+				ws := wants[f.Object]
+				dup := false
+				for _, x := range ws {
+					dup = dup || x == w
+				}
+				if !dup {
+					wants[f.Object] = append(ws, w)
+				}
+			}
+		}
+	}
+	names := make([]string, 0, len(wants))
+	for name := range wants {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var problems []Problem
+	for _, name := range names {
+		ws := wants[name]
+		size, err := s.Stat(ctx, name)
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				problems = append(problems, Problem{Object: name, Kind: ProblemMissing})
+			} else {
+				problems = append(problems, Problem{Object: name, Kind: ProblemUnreadable, Err: err})
+			}
+			continue
+		}
+		if p, ok := sizeProblem(name, size, ws); ok {
+			problems = append(problems, p)
+			continue
+		}
+		crc, n, err := checksum(ctx, s, name)
+		switch {
+		case err != nil:
+			problems = append(problems, Problem{Object: name, Kind: ProblemUnreadable, Err: err})
+		case n != size: // changed under us
+			problems = append(problems, Problem{Object: name, Kind: ProblemSize, Want: uint64(size), Got: uint64(n)})
+		default:
+			for _, w := range ws {
+				if crc != w.crc {
+					problems = append(problems, Problem{Object: name, Kind: ProblemChecksum, Want: uint64(w.crc), Got: uint64(crc)})
+					break
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// sizeProblem reports the first recorded size that differs from size. Two
+// references that disagree about one object are a problem either way.
+func sizeProblem(name string, size int64, ws []want) (Problem, bool) {
+	for _, w := range ws {
+		if w.size != size {
+			return Problem{Object: name, Kind: ProblemSize, Want: uint64(w.size), Got: uint64(size)}, true
+		}
+	}
+	return Problem{}, false
+}
+
+// want is what one manifest reference expects of an object.
+type want struct {
+	size int64
+	crc  uint32
+}
+
+func checksum(ctx context.Context, s BlobStore, name string) (uint32, int64, error) {
+	rc, err := s.Get(ctx, name)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rc.Close()
+	h := crc32.New(castagnoli)
+	n, err := io.Copy(h, ctxReader{ctx, rc})
+	return h.Sum32(), n, err
+}
+
+// Referenced returns the set of objects the manifests need: every file they
+// reference and their own MANIFEST objects.
+func Referenced(manifests []*Manifest) map[string]bool {
+	ref := make(map[string]bool)
+	for _, m := range manifests {
+		ref[ManifestObject(m.CheckpointID)] = true
+		for _, op := range m.Operators {
+			for _, st := range op.Subtasks {
+				for _, f := range st.Files {
+					ref[f.Object] = true
+				}
+			}
+		}
+	}
+	return ref
+}
+
+// Garbage returns the objects among all that retention may delete given the
+// retained manifests, in the order to delete them: manifests first (so a
+// dropped checkpoint stops being a checkpoint before its files go), then
+// everything else, each group sorted. It never returns
+//   - an object a retained manifest references (shared SSTs included),
+//   - an object of a checkpoint newer than the newest retained one, which
+//     may be in flight,
+//   - a name this package did not make,
+//
+// and it returns nothing when retained is empty. Unreferenced shared objects
+// are garbage, so the caller must not run it while a checkpoint that may
+// have uploaded, or decided to reuse, a shared object is in flight.
+func Garbage(all []string, retained []*Manifest) []string {
+	if len(retained) == 0 {
+		return nil
+	}
+	var newest uint64
+	for _, m := range retained {
+		newest = max(newest, m.CheckpointID)
+	}
+	ref := Referenced(retained)
+	var manifests, rest []string
+	for _, name := range all {
+		if ref[name] {
+			continue
+		}
+		obj, err := ParseObject(name)
+		if err != nil {
+			continue
+		}
+		switch obj.Kind {
+		case KindManifest:
+			if obj.Checkpoint < newest {
+				manifests = append(manifests, name)
+			}
+		case KindPrivate:
+			if obj.Checkpoint < newest {
+				rest = append(rest, name)
+			}
+		case KindShared:
+			rest = append(rest, name)
+		}
+	}
+	sort.Strings(manifests)
+	sort.Strings(rest)
+	return append(manifests, rest...)
+}
