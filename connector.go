@@ -59,3 +59,43 @@ type SinkWriter[T any] interface {
 	// cancelled, in which case uncommitted output must stay invisible.
 	Close() error
 }
+
+// CheckpointedReader is a SourceReader whose read position can be stored in
+// a checkpoint. The runtime calls Position between two Read calls, in the
+// same step as it injects a checkpoint barrier, so the position covers
+// exactly the records returned before the barrier.
+type CheckpointedReader interface {
+	Position() ([]byte, error)
+}
+
+// RestorableSource is a Source whose readers can resume from a stored
+// position.
+type RestorableSource[T any] interface {
+	Source[T]
+	// Restore opens the reader of subtask info.Index at position, which
+	// CheckpointedReader.Position returned for the same subtask index and
+	// parallelism; the reader then returns exactly the records after it.
+	Restore(ctx context.Context, info SubtaskInfo, position []byte) (SourceReader[T], error)
+}
+
+// CommittingWriter is a SinkWriter that commits its output at checkpoints
+// (two-phase commit), which makes a job's output exactly once.
+type CommittingWriter interface {
+	// PreCommit is called at barrier n, after every record before the
+	// barrier was written: it makes them durable but keeps them invisible,
+	// and describes them. The description is stored in checkpoint n.
+	PreCommit(checkpoint uint64) ([]byte, error)
+	// Commit makes visible what PreCommit(checkpoint) described, once the
+	// checkpoint is complete. It is idempotent: recovery may redo it.
+	Commit(checkpoint uint64) error
+}
+
+// RecoveringSink is a Sink that completes the commits of a restored
+// checkpoint and cleans up after attempts that never reached one.
+type RecoveringSink interface {
+	// Recover redoes the commit that pending describes (what PreCommit
+	// returned for subtask info.Index in the restored checkpoint; nil when
+	// there was none) and removes the output of later, failed attempts of
+	// the same subtask. It is called before the subtask's writer opens.
+	Recover(ctx context.Context, info SubtaskInfo, pending []byte) error
+}
