@@ -12,20 +12,62 @@ import (
 // a bounded channel shared by all its senders (a single sender's envelopes
 // stay in order) and a free list through which emptied batches go back to
 // the senders, so a steady stream allocates nothing.
+//
+// Every sender holds credits for at most `queue` envelopes in flight to the
+// gate; the gate returns a credit when it processes an envelope. While the
+// aligner holds a sender back (it delivered barrier n, others have not), its
+// envelopes are stashed, unprocessed, so it runs out of credits and blocks:
+// that is per-input backpressure over a shared channel, as Flink's
+// credit-based flow control gives per channel.
 type Gate[T any] struct {
 	inbox   chan Envelope[T]
 	free    chan []T
+	credits []chan struct{} // by sender
 	senders int
 	batch   int
+
+	aligner *barrier.Aligner
+	marks   *barrier.WatermarkMerger
+	stash   []envQueue[T] // by sender: received while blocked, in order
+}
+
+type envQueue[T any] struct {
+	items []Envelope[T]
+	head  int
+}
+
+func (q *envQueue[T]) empty() bool { return q.head == len(q.items) }
+
+func (q *envQueue[T]) push(e Envelope[T]) { q.items = append(q.items, e) }
+
+func (q *envQueue[T]) pop() Envelope[T] {
+	e := q.items[q.head]
+	q.items[q.head] = Envelope[T]{}
+	q.head++
+	if q.head == len(q.items) {
+		q.items, q.head = q.items[:0], 0
+	}
+	return e
 }
 
 func newGate[T any](senders, queue, batch int) *Gate[T] {
-	return &Gate[T]{
+	g := &Gate[T]{
 		inbox:   make(chan Envelope[T], queue),
 		free:    make(chan []T, queue+2*senders),
+		credits: make([]chan struct{}, senders),
 		senders: senders,
 		batch:   batch,
+		aligner: barrier.NewAligner(senders),
+		marks:   barrier.NewWatermarkMerger(senders),
+		stash:   make([]envQueue[T], senders),
 	}
+	for i := range g.credits {
+		g.credits[i] = make(chan struct{}, queue)
+		for range queue {
+			g.credits[i] <- struct{}{}
+		}
+	}
+	return g
 }
 
 // get returns an empty batch with capacity for g.batch records.
@@ -52,9 +94,7 @@ func (g *Gate[T]) recycle(b []T) {
 // run delivers envelopes to head until every sender delivered end-of-input.
 // When the inbox is empty it flushes the task's outputs before it blocks.
 func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
-	ended := make([]bool, g.senders)
-	live := g.senders
-	for live > 0 {
+	for {
 		var env Envelope[T]
 		select {
 		case env = <-g.inbox:
@@ -68,40 +108,112 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 				return context.Cause(ctx)
 			}
 		}
-		switch env.Event.Kind {
-		case barrier.None:
-			err := head.Push(env.Batch)
-			g.recycle(env.Batch)
-			if err != nil {
-				return err
-			}
-			if err := t.lingered(); err != nil {
-				return err
-			}
-		case barrier.EndOfInput:
-			if !ended[env.From] {
-				ended[env.From] = true
-				live--
-			}
-		default:
-			// Watermarks and barriers arrive with event time and checkpoints.
-			return fmt.Errorf("engine: unexpected control event %v from sender %d", env.Event, env.From)
+		i := env.From
+		if g.aligner.Blocked(int(i)) || !g.stash[i].empty() {
+			g.stash[i].push(env)
+			continue
+		}
+		done, err := g.process(env, t, head)
+		if err != nil || done {
+			return err
+		}
+		if done, err := g.drain(t, head); err != nil || done {
+			return err
 		}
 	}
-	return head.Control(barrier.End)
+}
+
+// drain processes what was stashed from senders that are no longer held
+// back, until nothing more can be processed.
+func (g *Gate[T]) drain(t *task, head Output[T]) (done bool, err error) {
+	for progress := true; progress; {
+		progress = false
+		for i := range g.stash {
+			for !g.stash[i].empty() && !g.aligner.Blocked(i) {
+				progress = true
+				if done, err := g.process(g.stash[i].pop(), t, head); err != nil || done {
+					return done, err
+				}
+			}
+		}
+	}
+	return false, nil
+}
+
+// process handles one envelope of a sender that is not held back, then
+// returns the sender's credit.
+func (g *Gate[T]) process(env Envelope[T], t *task, head Output[T]) (done bool, err error) {
+	i := int(env.From)
+	defer func() {
+		select {
+		case g.credits[i] <- struct{}{}:
+		default:
+		}
+	}()
+	switch env.Event.Kind {
+	case barrier.None:
+		err := head.Push(env.Batch)
+		g.recycle(env.Batch)
+		if err != nil {
+			return false, err
+		}
+		return false, t.lingered()
+	case barrier.Watermark:
+		if wm, ok := g.marks.Watermark(i, env.Event.Time); ok {
+			return false, head.Control(barrier.NewWatermark(wm))
+		}
+		return false, nil
+	case barrier.EndOfInput:
+		d := g.aligner.EndOfInput(i)
+		if wm, ok := g.marks.EndOfInput(i); ok && !d.Has(barrier.AllEnded) {
+			if err := head.Control(barrier.NewWatermark(wm)); err != nil {
+				return false, err
+			}
+		}
+		return g.perform(d, head)
+	case barrier.Barrier, barrier.CancelBarrier:
+		return g.perform(g.aligner.Step(i, env.Event), head)
+	}
+	return false, fmt.Errorf("engine: unexpected control event %v from sender %d", env.Event, i)
+}
+
+// perform carries out an aligner decision. Releasing held-back senders
+// needs nothing here: drain processes their stash once they are unblocked.
+func (g *Gate[T]) perform(d barrier.Decision, head Output[T]) (done bool, err error) {
+	if d.Has(barrier.ForwardCancel) {
+		if err := head.Control(barrier.NewCancel(d.Cancel)); err != nil {
+			return false, err
+		}
+	}
+	if d.Has(barrier.Snapshot) {
+		// Every operator of the chain takes its synchronous snapshot as the
+		// barrier passes, then forwards it.
+		if err := head.Control(barrier.NewBarrier(d.Checkpoint)); err != nil {
+			return false, err
+		}
+	}
+	if d.Has(barrier.AllEnded) {
+		return true, head.Control(barrier.End)
+	}
+	return false, nil
 }
 
 // sender is the sending half of an exchange, held by one producer subtask:
 // one batch under construction per consumer subtask.
 type sender[T any] struct {
-	ctx   context.Context
-	from  int32
-	gates []*Gate[T]
-	bufs  [][]T
+	ctx     context.Context
+	from    int32
+	gates   []*Gate[T]
+	credits []chan struct{} // by target gate: this sender's credits there
+	bufs    [][]T
 }
 
 func newSender[T any](ctx context.Context, from int, gates []*Gate[T]) sender[T] {
-	return sender[T]{ctx: ctx, from: int32(from), gates: gates, bufs: make([][]T, len(gates))}
+	s := sender[T]{ctx: ctx, from: int32(from), gates: gates, bufs: make([][]T, len(gates)), credits: make([]chan struct{}, len(gates))}
+	for i, g := range gates {
+		s.credits[i] = g.credits[from]
+	}
+	return s
 }
 
 func (s *sender[T]) add(i int, v T) error {
@@ -119,6 +231,15 @@ func (s *sender[T]) add(i int, v T) error {
 
 func (s *sender[T]) put(i int, env Envelope[T]) error {
 	env.From = s.from
+	select {
+	case <-s.credits[i]:
+	default:
+		select {
+		case <-s.credits[i]:
+		case <-s.ctx.Done():
+			return context.Cause(s.ctx)
+		}
+	}
 	ch := s.gates[i].inbox
 	select {
 	case ch <- env:
