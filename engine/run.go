@@ -27,6 +27,19 @@ type Config struct {
 	// records in flight drain through the graph, sinks finish and Run
 	// returns nil.
 	Stop <-chan struct{}
+	// Checkpoints connects the graph to a checkpoint driver; nil runs
+	// without checkpoints.
+	Checkpoints *CheckpointHooks
+}
+
+// CheckpointHooks connect a running graph to whatever drives checkpoints.
+type CheckpointHooks struct {
+	// Inject returns the channel on which source subtask (uid, index)
+	// receives the ids of checkpoints whose barrier it injects.
+	Inject func(uid string, subtask int) <-chan uint64
+	// Positions receives every source subtask's position at each barrier
+	// it injected. It is called from the source's goroutine.
+	Positions func(SourcePosition)
 }
 
 // Defaults, chosen with BenchmarkExchange (see docs/architecture.md).
@@ -212,6 +225,10 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 				stop:     stop,
 				linger:   cfg.Linger,
 				batch:    cfg.BatchSize,
+			}
+			if h := cfg.Checkpoints; h != nil && head.impl.source() {
+				t.inject = h.Inject(head.UID, i)
+				t.positions = h.Positions
 			}
 			tasks = append(tasks, t)
 			wg.Add(1)

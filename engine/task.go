@@ -115,6 +115,13 @@ type task struct {
 	stop     <-chan struct{}
 	linger   time.Duration
 	batch    int
+	// inject delivers the ids of checkpoints whose barrier a source task
+	// injects; nil for tasks that are not sources or jobs without
+	// checkpoints.
+	inject <-chan uint64
+	// positions receives, for every injected barrier, the source's
+	// position at the barrier.
+	positions func(SourcePosition)
 
 	flushers  []flushOutput
 	finishers []func() error
@@ -140,15 +147,6 @@ func (t *task) lingered() error {
 		return nil
 	}
 	return t.flush()
-}
-
-func (t *task) stopping() bool {
-	select {
-	case <-t.stop:
-		return true
-	default:
-		return false
-	}
 }
 
 func (t *task) finish() error {
@@ -182,7 +180,20 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		return nil
 	})
 	buf := make([]T, 0, t.batch)
-	for !t.stopping() {
+	for {
+		select {
+		case <-t.stop:
+			return out.Control(barrier.End)
+		case id := <-t.inject:
+			// The position and the barrier are taken in one step between
+			// two batches: the position covers exactly the records before
+			// the barrier.
+			if err := injectBarrier(oc, t, r, out, id); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
 		b, err := r.Read(ctx, buf[:0])
 		if len(b) > 0 {
 			if perr := out.Push(b); perr != nil {
@@ -211,4 +222,37 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		}
 	}
 	return out.Control(barrier.End)
+}
+
+// SourcePosition is where a source subtask was when it injected a barrier.
+type SourcePosition struct {
+	Checkpoint uint64
+	Operator   string // UID
+	Subtask    int
+	Position   []byte // nil when the reader keeps no position
+	Err        error
+}
+
+// positioned is weir.CheckpointedReader.
+type positioned interface {
+	Position() ([]byte, error)
+}
+
+func injectBarrier[T any](oc *OpContext, t *task, r Reader[T], out Output[T], id uint64) error {
+	sp := SourcePosition{Checkpoint: id, Operator: oc.UID, Subtask: oc.Index}
+	if p, ok := r.(positioned); ok {
+		sp.Position, sp.Err = p.Position()
+		if sp.Err != nil {
+			sp.Err = oc.wrap(fmt.Errorf("position at checkpoint %d: %w", id, sp.Err))
+		}
+	}
+	if t.positions != nil {
+		t.positions(sp)
+	}
+	if sp.Err != nil {
+		// The checkpoint is declined through the position report; the
+		// barrier still flows so that downstream alignment ends.
+		return out.Control(barrier.NewCancel(id))
+	}
+	return out.Control(barrier.NewBarrier(id))
 }
