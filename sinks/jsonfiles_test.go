@@ -49,15 +49,15 @@ func TestJSONFiles(t *testing.T) {
 		opts      []FileOption
 		wantFiles []string // committed files after Finish
 	}{
-		{"one subtask, one file", 1, 10, 4, nil, []string{"part-00000-0000.jsonl"}},
-		{"three subtasks", 3, 5, 2, nil, []string{"part-00000-0000.jsonl", "part-00001-0000.jsonl", "part-00002-0000.jsonl"}},
+		{"one subtask, one file", 1, 10, 4, nil, []string{"part-00000-0000000001-0000.jsonl"}},
+		{"three subtasks", 3, 5, 2, nil, []string{"part-00000-0000000001-0000.jsonl", "part-00001-0000000001-0000.jsonl", "part-00002-0000000001-0000.jsonl"}},
 		{"subtask without records creates no file", 2, 0, 1, nil, nil},
-		{"rolling", 1, 10, 3, []FileOption{MaxFileSize(95)}, []string{"part-00000-0000.jsonl", "part-00000-0001.jsonl"}},
+		{"rolling", 1, 10, 3, []FileOption{MaxFileSize(95)}, []string{"part-00000-0000000001-0000.jsonl", "part-00000-0000000001-0001.jsonl"}},
 		{"rolling one byte early", 1, 10, 3, []FileOption{MaxFileSize(94)}, []string{
-			"part-00000-0000.jsonl", "part-00000-0001.jsonl", "part-00000-0002.jsonl"}},
+			"part-00000-0000000001-0000.jsonl", "part-00000-0000000001-0001.jsonl", "part-00000-0000000001-0002.jsonl"}},
 		{"record larger than the limit gets a file of its own", 2, 3, 1, []FileOption{MaxFileSize(1)}, []string{
-			"part-00000-0000.jsonl", "part-00000-0001.jsonl", "part-00000-0002.jsonl",
-			"part-00001-0000.jsonl", "part-00001-0001.jsonl", "part-00001-0002.jsonl"}},
+			"part-00000-0000000001-0000.jsonl", "part-00000-0000000001-0001.jsonl", "part-00000-0000000001-0002.jsonl",
+			"part-00001-0000000001-0000.jsonl", "part-00001-0000000001-0001.jsonl", "part-00001-0000000001-0002.jsonl"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,7 +130,7 @@ func TestJSONFilesCloseWithoutFinish(t *testing.T) {
 		switch {
 		case strings.HasPrefix(name, ".part-00000-"):
 			hidden++
-		case name == "part-00001-0000.jsonl":
+		case name == "part-00001-0000000001-0000.jsonl":
 			committed++
 		default:
 			t.Errorf("unexpected file %s", name)
@@ -155,7 +155,7 @@ func TestJSONFilesEncoding(t *testing.T) {
 	must(t, w.Write([]event{{Key: "<a&b>", N: 1, Note: "line\nbreak"}}))
 	must(t, w.Finish())
 	must(t, w.Close())
-	data, err := os.ReadFile(filepath.Join(dir, "part-00000-0000.jsonl"))
+	data, err := os.ReadFile(filepath.Join(dir, "part-00000-0000000001-0000.jsonl"))
 	must(t, err)
 	if want := `{"key":"<a&b>","n":1,"note":"line\nbreak"}` + "\n"; string(data) != want {
 		t.Errorf("file holds %q; want %q", data, want)

@@ -14,6 +14,15 @@
 // produced exactly once whatever the parallelism, and every reader returns
 // promptly when its context is cancelled.
 //
+// Every source is a weir.RestorableSource and every reader a
+// weir.CheckpointedReader. A position is a small versioned binary encoding
+// (version, source kind, parallelism, subtask index, a fingerprint of the
+// input and how far the reader got: records returned, or the byte offset of
+// the next line for Lines; then a CRC-32C). Restore checks all of it: a
+// position that is corrupt, truncated, of another source kind, subtask or
+// parallelism, or that does not fit the input is an error wrapping
+// ErrPosition that says what is wrong, never a silent restart.
+//
 // Sources that talk to other systems live in their own packages: the Kafka
 // source in sources/kafka and the Nexmark benchmark generator in
 // sources/nexmark.

@@ -31,6 +31,34 @@ type linesSource struct {
 const linesBufferSize = 64 << 10
 
 func (s *linesSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.SourceReader[string], error) {
+	return s.open(info, nil)
+}
+
+// Restore opens subtask info.Index at a position returned by its reader's
+// Position; an empty position means the start. The position holds the byte
+// offset of the next line and the file's size, which must not change.
+func (s *linesSource) Restore(_ context.Context, info weir.SubtaskInfo, position []byte) (weir.SourceReader[string], error) {
+	if len(position) == 0 {
+		return s.open(info, nil)
+	}
+	if err := checkInfo("lines", info); err != nil {
+		return nil, err
+	}
+	f, err := decodePosition(posLines, info, position, 2)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(info, f)
+}
+
+var (
+	_ weir.RestorableSource[string] = (*linesSource)(nil)
+	_ weir.CheckpointedReader       = (*linesReader)(nil)
+)
+
+// open opens subtask info.Index at its start, or at the position fields
+// [size, offset] when pos is not nil.
+func (s *linesSource) open(info weir.SubtaskInfo, pos []uint64) (weir.SourceReader[string], error) {
 	if err := checkInfo("lines", info); err != nil {
 		return nil, err
 	}
@@ -50,7 +78,14 @@ func (s *linesSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.Sourc
 	size := fi.Size()
 	start := splitPoint(size, info.Index, info.Parallelism)
 	end := splitPoint(size, info.Index+1, info.Parallelism)
-	r := &linesReader{path: s.path, f: f, pos: start, end: end}
+	r := &linesReader{path: s.path, f: f, index: info.Index, p: info.Parallelism, size: size, pos: start, end: end}
+	if pos != nil {
+		if err := r.seek(pos[0], pos[1], start); err != nil {
+			r.Close()
+			return nil, err
+		}
+		return r, nil
+	}
 	if start >= end {
 		r.done = true // no line can start in an empty range
 		return r, nil
@@ -75,6 +110,36 @@ func (s *linesSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.Sourc
 	return r, nil
 }
 
+// seek positions r at offset, which a reader of a file of size size returned
+// as its position, after checking that it is the start of a line (or the end
+// of the file) at or after start, the start of the subtask's range.
+func (r *linesReader) seek(size, offset uint64, start int64) error {
+	if size != uint64(r.size) {
+		return positionErrorf(posLines, "position in a file of %d bytes, but %s has %d: the file changed", size, r.path, r.size)
+	}
+	if offset < uint64(start) || offset > size {
+		return positionErrorf(posLines, "offset %d outside [%d, %d], the range of subtask %d of %d in %s",
+			offset, start, size, r.index, r.p, r.path)
+	}
+	r.pos = int64(offset)
+	// A subtask with an empty range stays at its start, wherever that is.
+	if emptyRange := start >= r.end && r.pos == start; !emptyRange && r.pos > 0 && r.pos < r.size {
+		var b [1]byte
+		if _, err := r.f.ReadAt(b[:], r.pos-1); err != nil {
+			return r.wrap(err)
+		}
+		if b[0] != '\n' {
+			return positionErrorf(posLines, "offset %d in %s is not the start of a line", offset, r.path)
+		}
+	}
+	if r.pos >= r.end || r.pos >= r.size {
+		r.done = true
+		return nil
+	}
+	r.br = bufio.NewReaderSize(io.NewSectionReader(r.f, r.pos, r.size-r.pos), linesBufferSize)
+	return nil
+}
+
 // splitPoint returns size*i/p without overflow.
 func splitPoint(size int64, i, p int) int64 {
 	hi, lo := bits.Mul64(uint64(size), uint64(i))
@@ -83,13 +148,21 @@ func splitPoint(size int64, i, p int) int64 {
 }
 
 type linesReader struct {
-	path string
-	f    *os.File
-	br   *bufio.Reader
-	pos  int64 // file offset of the next line
-	end  int64 // lines starting at or after end belong to the next subtask
-	long []byte
-	done bool
+	path     string
+	f        *os.File
+	index, p int // subtask index and parallelism
+	br       *bufio.Reader
+	size     int64 // file size at open
+	pos      int64 // file offset of the next line
+	end      int64 // lines starting at or after end belong to the next subtask
+	long     []byte
+	done     bool
+}
+
+// Position returns the offset of the next line and the file size (see
+// Restore).
+func (r *linesReader) Position() ([]byte, error) {
+	return encodePosition(posLines, r.index, r.p, uint64(r.size), uint64(r.pos)), nil
 }
 
 func (r *linesReader) Read(ctx context.Context, buf []string) ([]string, error) {

@@ -66,6 +66,10 @@ type sequenceSource struct {
 }
 
 func (s *sequenceSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.SourceReader[Seq], error) {
+	return s.open(info)
+}
+
+func (s *sequenceSource) open(info weir.SubtaskInfo) (*sequenceReader, error) {
 	if err := s.cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -73,36 +77,72 @@ func (s *sequenceSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.So
 		return nil, err
 	}
 	keys, p, i := int64(s.cfg.Keys), int64(info.Parallelism), int64(info.Index)
-	var owned int64 // keys k with k % p == i
-	if i < keys {
-		owned = (keys-i-1)/p + 1
-	}
-	if owned > 0 && s.cfg.Count > math.MaxInt64/owned {
+	mine := owned(keys, info.Index, info.Parallelism) // keys k with k % p == i
+	if mine > 0 && s.cfg.Count > math.MaxInt64/mine {
 		return nil, configErrorf("SequenceConfig: Keys*Count overflows int64 (Keys %d, Count %d)", s.cfg.Keys, s.cfg.Count)
 	}
 	r := &sequenceReader{
 		first: i,
 		step:  p,
 		keys:  keys,
+		owned: mine,
 		key:   i,
 		seq:   1,
-		total: owned * s.cfg.Count,
+		total: mine * s.cfg.Count,
 		now:   time.Now,
 	}
 	if s.cfg.Rate > 0 {
-		r.rate = s.cfg.Rate * float64(owned) / float64(keys)
+		r.rate = s.cfg.Rate * float64(mine) / float64(keys)
 	}
 	r.sleep = r.sleepTimer
 	return r, nil
 }
 
+// Restore opens subtask info.Index at a position returned by its reader's
+// Position; an empty position means the start. The position holds the number
+// of records returned and Keys, which must not change; Count may. With a Rate
+// the restored reader paces from its first Read, without catching up on the
+// time the job was down.
+func (s *sequenceSource) Restore(_ context.Context, info weir.SubtaskInfo, position []byte) (weir.SourceReader[Seq], error) {
+	r, err := s.open(info)
+	if err != nil || len(position) == 0 {
+		return r, err
+	}
+	f, err := decodePosition(posSequence, info, position, 2)
+	if err != nil {
+		return nil, err
+	}
+	keys, produced := f[0], f[1]
+	if keys != uint64(s.cfg.Keys) {
+		return nil, positionErrorf(posSequence, "position of a sequence of %d keys, source has %d", keys, s.cfg.Keys)
+	}
+	if produced > uint64(r.total) {
+		return nil, positionErrorf(posSequence, "%d records returned, but subtask %d of %d has only %d",
+			produced, info.Index, info.Parallelism, r.total)
+	}
+	if n := int64(produced); n > 0 {
+		// Record number n (0-based) is key first+(n%owned)*step, seq n/owned+1.
+		r.key = r.first + n%r.owned*r.step
+		r.seq = n/r.owned + 1
+		r.produced, r.base = n, n
+	}
+	return r, nil
+}
+
+var (
+	_ weir.RestorableSource[Seq] = (*sequenceSource)(nil)
+	_ weir.CheckpointedReader    = (*sequenceReader)(nil)
+)
+
 type sequenceReader struct {
 	first, step, keys int64 // this subtask's keys: first, first+step, ... < keys
+	owned             int64 // number of keys of this subtask
 	key, seq          int64 // next record
 	produced, total   int64 // records emitted so far and in all
 
 	rate  float64   // records per second for this subtask; 0 = unlimited
 	start time.Time // time of the first Read, when rate > 0
+	base  int64     // records produced at start: pacing counts from there
 
 	now   func() time.Time
 	sleep func(ctx context.Context, d time.Duration) error
@@ -163,12 +203,13 @@ func (r *sequenceReader) pace(ctx context.Context) (int64, error) {
 	if r.start.IsZero() {
 		r.start = now
 	}
+	sent := r.produced - r.base
 	due := r.dueAt(now)
-	if due > r.produced {
-		return due - r.produced, nil
+	if due > sent {
+		return due - sent, nil
 	}
-	// Record number r.produced (0-based) is due at start + produced/rate.
-	wait := float64(r.produced)/r.rate - now.Sub(r.start).Seconds()
+	// Record number sent (0-based) is due at start + sent/rate.
+	wait := float64(sent)/r.rate - now.Sub(r.start).Seconds()
 	d := maxWait
 	if wait < maxWait.Seconds() {
 		d = time.Duration(wait*float64(time.Second)) + 1
@@ -178,21 +219,28 @@ func (r *sequenceReader) pace(ctx context.Context) (int64, error) {
 			return 0, err
 		}
 	}
-	return r.dueAt(r.now()) - r.produced, nil
+	return r.dueAt(r.now()) - sent, nil
 }
 
-// dueAt returns how many records should have been emitted by time now: record
-// k (0-based) is due k/rate seconds after the start.
+// dueAt returns how many records should have been emitted since the start
+// by time now: record k (0-based, counted from base) is due k/rate seconds
+// after the start.
 func (r *sequenceReader) dueAt(now time.Time) int64 {
+	total := r.total - r.base
 	f := now.Sub(r.start).Seconds() * r.rate
-	if f >= float64(r.total) {
-		return r.total
+	if f >= float64(total) {
+		return total
 	}
 	due := int64(f) + 1
-	if due > r.total {
-		return r.total
+	if due > total {
+		return total
 	}
 	return due
+}
+
+// Position returns the number of records returned so far (see Restore).
+func (r *sequenceReader) Position() ([]byte, error) {
+	return encodePosition(posSequence, int(r.first), int(r.step), uint64(r.keys), uint64(r.produced)), nil
 }
 
 func (r *sequenceReader) sleepTimer(ctx context.Context, d time.Duration) error {

@@ -64,6 +64,10 @@ type wordsSource struct {
 }
 
 func (s *wordsSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.SourceReader[string], error) {
+	return s.open(info)
+}
+
+func (s *wordsSource) open(info weir.SubtaskInfo) (*wordsReader, error) {
 	if err := s.cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -72,6 +76,7 @@ func (s *wordsSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.Sourc
 	}
 	cfg := s.cfg.withDefaults()
 	return &wordsReader{
+		first: int64(info.Index),
 		next:  int64(info.Index),
 		step:  int64(info.Parallelism),
 		lines: cfg.Lines,
@@ -80,11 +85,46 @@ func (s *wordsSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.Sourc
 	}, nil
 }
 
+// Restore opens subtask info.Index at a position returned by its reader's
+// Position; an empty position means the start. The position holds the number
+// of lines returned, Seed and WordsPerLine, which must not change; Lines may.
+func (s *wordsSource) Restore(_ context.Context, info weir.SubtaskInfo, position []byte) (weir.SourceReader[string], error) {
+	r, err := s.open(info)
+	if err != nil || len(position) == 0 {
+		return r, err
+	}
+	f, err := decodePosition(posWords, info, position, 3)
+	if err != nil {
+		return nil, err
+	}
+	seed, words, returned := f[0], f[1], f[2]
+	if seed != r.seed || words != uint64(r.words) {
+		return nil, positionErrorf(posWords, "position of words with Seed %d and WordsPerLine %d, source has %d and %d",
+			int64(seed), words, int64(r.seed), r.words)
+	}
+	if max := owned(r.lines, info.Index, info.Parallelism); returned > uint64(max) {
+		return nil, positionErrorf(posWords, "%d lines returned, but subtask %d of %d has only %d", returned, info.Index, info.Parallelism, max)
+	}
+	r.next = r.first + int64(returned)*r.step
+	return r, nil
+}
+
+var (
+	_ weir.RestorableSource[string] = (*wordsSource)(nil)
+	_ weir.CheckpointedReader       = (*wordsReader)(nil)
+)
+
 type wordsReader struct {
-	next, step, lines int64
-	words             int
-	seed              uint64
-	line              []byte
+	first, next, step, lines int64
+	words                    int
+	seed                     uint64
+	line                     []byte
+}
+
+// Position returns the number of lines returned so far (see Restore).
+func (r *wordsReader) Position() ([]byte, error) {
+	returned := (r.next - r.first) / r.step
+	return encodePosition(posWords, int(r.first), int(r.step), r.seed, uint64(r.words), uint64(returned)), nil
 }
 
 func (r *wordsReader) Read(ctx context.Context, buf []string) ([]string, error) {
