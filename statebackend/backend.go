@@ -142,6 +142,16 @@ type Backend struct {
 
 	states map[string]*stateInfo
 	ids    map[uint32]*stateInfo
+	// restored are the states stored in the snapshot this backend was
+	// restored from (nil after Open); registrations are checked against it.
+	restored map[string]StateInfo
+
+	// snap is the snapshot in flight, if any; while holding, the batch is
+	// not committed (see snapshot.go). testNoHold disables holding, for the
+	// test that shows it is needed.
+	snap       *Snapshot
+	holding    bool
+	testNoHold bool
 
 	// key holds [key group][state id][uvarint len(key)][key] for the
 	// current key; accessors patch the state id in place. keyLen is the
@@ -308,17 +318,24 @@ func (b *Backend) release() error {
 	return err
 }
 
-// Close commits buffered writes and closes Pebble, then releases the
-// directory. It does not make state durable: with the WAL disabled, writes
-// still in the memtable are lost; durability comes from checkpoints. Close
-// returns the first error it meets; closing twice is a no-op.
+// Close aborts a snapshot in flight (see Abort), commits buffered writes and
+// closes Pebble, then releases the directory. It does not make state
+// durable: with the WAL disabled, writes still in the memtable are lost;
+// durability comes from checkpoints. Close returns the first error it meets;
+// closing twice is a no-op.
 func (b *Backend) Close() error {
 	if b.closed {
 		return nil
 	}
+	var err error
+	if b.snap != nil {
+		err = b.Abort(b.snap)
+	}
 	b.flushCache()
 	b.closed = true
-	err := b.commit()
+	if cerr := b.commit(); err == nil {
+		err = cerr
+	}
 	if cerr := b.batch.Close(); err == nil {
 		err = cerr
 	}
@@ -359,12 +376,17 @@ func (b *Backend) setErr(err error) {
 }
 
 // Flush writes the dirty entries of the value cache and commits buffered
-// writes to Pebble, so that DB() and new snapshots see them. It returns the commit error, if any (also recorded in Err).
+// writes to Pebble, so that DB() sees them. It returns the commit error, if
+// any (also recorded in Err). While a snapshot is in flight (Holding) it
+// writes the cache into the held batch and does not commit.
 func (b *Backend) Flush() error {
 	if b.closed {
 		return ErrClosed
 	}
 	b.flushCache()
+	if b.holding {
+		return nil
+	}
 	return b.commit()
 }
 
@@ -388,6 +410,9 @@ func (b *Backend) commit() error {
 }
 
 func (b *Backend) maybeCommit() {
+	if b.holding {
+		return
+	}
 	if b.batch.Count() >= b.commitEvery || b.batch.Len() >= defaultCommitBytes {
 		_ = b.commit() // recorded in Err
 	}

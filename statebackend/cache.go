@@ -20,11 +20,27 @@ import "unsafe"
 // Eviction is CLOCK-like on Go's randomized map order: a few entries are
 // examined per insertion over capacity; a recently used entry gets a second
 // chance, others are evicted, dirty ones written to the batch first.
+//
+// Snapshots (snapshot.go) freeze the dirty list in O(1): Backend.Snapshot
+// hands the list to the Snapshot and starts a new epoch. The entries of the
+// frozen list (dirty, epoch == frozenEpoch) then belong to the snapshot's
+// Persist goroutine, which reads them; the task goroutine never writes them
+// again. Touching one (own) puts a copy in the map (copy-on-write, once per
+// key per checkpoint); evicting one writes its value into the held batch
+// without marking it clean. Once the snapshot ends its values are in Pebble,
+// so a dirty entry of an older epoch that is not frozen is clean (own and
+// evict treat it so, lazily, instead of walking the list at Release).
 type valueCache struct {
 	m        map[string]*cacheEntry
-	dirty    []*cacheEntry // entries that turned dirty since the last flush (may hold stale, clean ones)
+	dirty    []*cacheEntry // entries that turned dirty in this epoch (may hold stale, clean ones)
 	bytes    int64
 	capacity int64
+
+	// epoch counts snapshots; frozen is set while a snapshot of the
+	// entries dirty in frozenEpoch is in flight.
+	epoch       uint64
+	frozenEpoch uint64
+	frozen      bool
 }
 
 type cacheEntry struct {
@@ -33,6 +49,7 @@ type cacheEntry struct {
 	present bool   // false: known absent (deleted or not in Pebble)
 	dirty   bool   // differs from Pebble (and the batch)
 	ref     bool   // used since the eviction hand last passed
+	epoch   uint64 // valueCache.epoch when the task goroutine last owned it
 }
 
 // entryOverhead approximates the memory of an entry beyond its key and value:
@@ -56,9 +73,10 @@ func (b *Backend) cacheEntry(id uint32, key []byte, load bool) *cacheEntry {
 	c := b.vcache
 	e, ok := c.m[string(key)]
 	if ok {
+		e = c.own(e)
 		e.ref = true
 	} else {
-		e = &cacheEntry{key: string(key), ref: true}
+		e = &cacheEntry{key: string(key), ref: true, epoch: c.epoch}
 		if load {
 			if v, closer, found := b.get(key); found {
 				e.val = append(e.val, v...)
@@ -73,6 +91,33 @@ func (b *Backend) cacheEntry(id uint32, key []byte, load bool) *cacheEntry {
 		}
 	}
 	b.last, b.lastGen, b.lastID = e, b.keyGen, id
+	return e
+}
+
+// isFrozen reports whether e belongs to the in-flight snapshot (its Persist
+// goroutine may be reading it).
+func (c *valueCache) isFrozen(e *cacheEntry) bool {
+	return c.frozen && e.epoch == c.frozenEpoch && e.dirty
+}
+
+// own returns the entry of e.key that the task goroutine may modify: e
+// itself, or, if e is frozen, a dirty copy that replaces it in the map.
+func (c *valueCache) own(e *cacheEntry) *cacheEntry {
+	if e.epoch == c.epoch {
+		return e
+	}
+	if c.isFrozen(e) {
+		n := &cacheEntry{key: e.key, val: append([]byte(nil), e.val...), present: e.present, dirty: true, epoch: c.epoch}
+		c.m[n.key] = n
+		c.bytes += n.size() - e.size()
+		c.dirty = append(c.dirty, n)
+		c.compactDirty()
+		return n
+	}
+	// Dirty in an older epoch whose snapshot has ended: the value is in
+	// Pebble.
+	e.dirty = false
+	e.epoch = c.epoch
 	return e
 }
 
@@ -100,11 +145,16 @@ func (b *Backend) evict(keep *cacheEntry) {
 		if e == keep {
 			continue
 		}
-		if e.ref {
+		switch {
+		case c.isFrozen(e):
+			// Not touched since the barrier (a touch replaces it): no
+			// second chance, and never modified. Its value goes into
+			// the held batch so that a later miss reads it.
+			b.writeEntry(e)
+		case e.ref:
 			e.ref = false
 			continue
-		}
-		if e.dirty {
+		case e.dirty && e.epoch == c.epoch:
 			b.writeBack(e)
 		}
 		if e == b.last {
@@ -117,13 +167,18 @@ func (b *Backend) evict(keep *cacheEntry) {
 
 // writeBack writes a dirty entry into the batch and marks it clean.
 func (b *Backend) writeBack(e *cacheEntry) {
+	b.writeEntry(e)
+	e.dirty = false
+}
+
+// writeEntry writes the value of e into the batch; e is not modified.
+func (b *Backend) writeEntry(e *cacheEntry) {
 	key := unsafeBytes(e.key)
 	if e.present {
 		b.set(key, e.val)
 	} else {
 		b.delete(key)
 	}
-	e.dirty = false
 }
 
 // flushCache writes every dirty entry into the batch; entries stay cached.

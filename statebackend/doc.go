@@ -65,7 +65,7 @@
 // (without sync) every Options.CommitEvery writes, at 4 MiB and on Flush;
 // reads go through the batch and then the DB, so they always see earlier
 // writes. Flush writes the cache's dirty entries into the batch and commits
-// it: call it before reading DB() directly (snapshots). Iteration (Map.All,
+// it: call it before reading DB() directly. Iteration (Map.All,
 // List.All) works on a view taken when it starts; writes made while
 // iterating are applied but not seen by that iteration.
 //
@@ -87,6 +87,67 @@
 // costs a Pebble read. Map and list state bypass the cache (they are
 // iterated, which would need an ordered cache); a random Map.Put costs ~0.5
 // µs and a List.Add ~1.7 µs.
+//
+// # Snapshots
+//
+// A checkpoint's snapshot has a synchronous part on the task goroutine and an
+// asynchronous part on any other goroutine (snapshot.go, following
+// docs/snapshot-freeze.md):
+//
+//	               Snapshot(n)                      Persist(ctx, dir) returns
+//	+--------+  at the barrier  +-----------------+  (Done() closed)  +------+
+//	| normal | ---------------> | holding         | ----------------> | done |
+//	+--------+                  | writes stay in  |                   +------+
+//	    ^                       | the batch       |                      |
+//	    |                       +-----------------+                      |
+//	    |                          |  Abort(s): cancels Persist,         |
+//	    |                          |  waits for it                       |
+//	    +--------------------------+-------------------------------------+
+//	      Release(s) / Abort(s): frozen entries are in Pebble, the held
+//	      batch is committed
+//
+// In detail:
+//
+//   - Backend.Snapshot(n) commits the indexed batch (at most CommitEvery
+//     writes), hands the value cache's dirty list to the Snapshot and starts
+//     a new cache epoch (a pointer swap), records States(), and enters
+//     holding mode: until the snapshot ends nothing is committed to Pebble,
+//     so no write made after the barrier can reach its files, whatever Pebble
+//     flushes meanwhile. Measured: 5 µs with 1M dirty entries
+//     (BenchmarkSnapshot).
+//   - The frozen entries belong to the Snapshot: the task goroutine never
+//     writes them again. Its first touch of a frozen key copies the entry
+//     (copy-on-write, once per key per checkpoint: ~500 instead of ~340 ns
+//     per update); evicting a frozen entry writes its value into the held
+//     batch. Superseded frozen entries stay in memory until the snapshot
+//     ends.
+//   - Snapshot.Persist(ctx, dir) writes the frozen entries to Pebble in its
+//     own batches (the DB is safe for concurrent use; the task's batch is
+//     never touched), flushes the memtables, makes dir a Pebble checkpoint
+//     (hard links to the tables, copies of MANIFEST and OPTIONS) and writes
+//     SnapshotMetaFile (checkpoint id, key groups, States()) into it. It
+//     returns the files, each FileShared (.sst, .blob: immutable, upload
+//     once) or FilePrivate. Measured: 1.2 s for 1M frozen entries (about
+//     20 MB) on the 2-core VM, most of it writing the entries.
+//   - The task goroutine polls Snapshot.Done between batches and calls
+//     Backend.Release, which commits the held batch (after writing the
+//     frozen entries itself if Persist failed before it did). Abort ends a
+//     snapshot at any point; Close aborts one in flight.
+//   - At most one snapshot is in flight: Snapshot fails with
+//     ErrSnapshotInFlight, which the engine turns into a decline.
+//   - HeldBytes is the size of the held batch (write rate × Persist time);
+//     the engine applies back-pressure above a bound.
+//
+// OpenFromCheckpoint(dir, checkpointDir, opts) restores: it hard-links the
+// tables of checkpointDir into the empty dir (copies across file systems),
+// copies the private files (Pebble appends to its MANIFEST, so it must not be
+// shared) and opens it; registrations are then checked against the stored
+// states (RestoredStates). The working directory of a failed run is never
+// reused: it holds writes made after the checkpoint. Local recovery instead
+// reuses the local checkpoint directory that Persist wrote, when
+// SnapshotFiles.Verify finds exactly the files and sizes of the manifest's
+// state handle; otherwise the engine downloads the files into a new
+// directory first.
 //
 // # Errors
 //

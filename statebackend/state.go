@@ -76,6 +76,10 @@ func (b *Backend) register(name string, kind StateKind, keyFP, valueFP string) (
 		}
 		return si, nil
 	}
+	if si, ok := b.restored[name]; ok && (si.Kind != kind || si.KeyFingerprint != keyFP || si.ValueFingerprint != valueFP) {
+		return nil, fmt.Errorf("%w: state %q was checkpointed as %s, now registered as %s",
+			ErrIncompatibleState, name, describe(si.Kind, si.KeyFingerprint, si.ValueFingerprint), describe(kind, keyFP, valueFP))
+	}
 	id := StateID(name)
 	if other, ok := b.ids[id]; ok {
 		return nil, fmt.Errorf("%w: state names %q and %q have the same id %08x; rename one",

@@ -1,0 +1,583 @@
+package statebackend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Snapshot errors; check with errors.Is.
+var (
+	// ErrSnapshotInFlight: Snapshot was called while an earlier snapshot
+	// has not ended (Release or Abort). The engine declines the checkpoint.
+	ErrSnapshotInFlight = errors.New("statebackend: a snapshot is already in flight")
+	// ErrSnapshotNotDone: Release was called before Persist returned.
+	ErrSnapshotNotDone = errors.New("statebackend: snapshot not persisted yet")
+	// ErrSnapshotAborted: Persist of a snapshot that was aborted (or whose
+	// Persist had already been called).
+	ErrSnapshotAborted = errors.New("statebackend: snapshot aborted")
+)
+
+// SnapshotMetaFile is the file that Persist writes into the checkpoint
+// directory next to Pebble's files: the checkpoint id, key groups and
+// registered states (JSON), read back by OpenFromCheckpoint.
+const SnapshotMetaFile = "WEIR-SNAPSHOT"
+
+// snapshotMeta is the content of SnapshotMetaFile.
+type snapshotMeta struct {
+	Version        int           `json:"version"`
+	Checkpoint     uint64        `json:"checkpoint"`
+	MaxParallelism int           `json:"max_parallelism"`
+	KeyGroups      KeyGroupRange `json:"key_groups"`
+	States         []StateInfo   `json:"states"`
+}
+
+const snapshotMetaVersion = 1
+
+// FileKind tells the files of a persisted snapshot apart.
+type FileKind uint8
+
+const (
+	// FileShared is an immutable Pebble table (.sst) or blob file (.blob):
+	// the same name and size in a later checkpoint of the same Backend is
+	// the same file, so it is uploaded once and shared by checkpoints.
+	FileShared FileKind = iota + 1
+	// FilePrivate is a file that belongs to this checkpoint only
+	// (MANIFEST-*, OPTIONS-*, marker.*, SnapshotMetaFile...).
+	FilePrivate
+)
+
+func (k FileKind) String() string {
+	switch k {
+	case FileShared:
+		return "shared"
+	case FilePrivate:
+		return "private"
+	default:
+		return fmt.Sprintf("FileKind(%d)", uint8(k))
+	}
+}
+
+// SnapshotFile is one file of a persisted snapshot.
+type SnapshotFile struct {
+	Name string // base name in the checkpoint directory
+	Size int64
+	Kind FileKind
+}
+
+// SnapshotFiles lists a persisted snapshot: the checkpoint directory and its
+// files, sorted by name.
+type SnapshotFiles struct {
+	Checkpoint uint64
+	Dir        string
+	Files      []SnapshotFile
+}
+
+func fileKind(name string) FileKind {
+	if strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob") {
+		return FileShared
+	}
+	return FilePrivate
+}
+
+// Verify checks that the directory f.Dir on fs holds exactly the files of f,
+// with the same sizes. The engine uses it for local recovery: a local
+// checkpoint directory that passes (against the file list of the state
+// handle in the manifest) can be given to OpenFromCheckpoint instead of
+// downloading the files.
+func (f *SnapshotFiles) Verify(fs vfs.FS) error {
+	if fs == nil {
+		fs = vfs.Default
+	}
+	got, err := listFiles(fs, f.Dir)
+	if err != nil {
+		return err
+	}
+	if !slices.Equal(got, f.Files) {
+		return fmt.Errorf("statebackend: checkpoint directory %q does not match: holds %v, want %v", f.Dir, got, f.Files)
+	}
+	return nil
+}
+
+// listFiles lists the regular files of dir, sorted by name.
+func listFiles(fs vfs.FS, dir string) ([]SnapshotFile, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("statebackend: list %q: %w", dir, err)
+	}
+	slices.Sort(names)
+	out := make([]SnapshotFile, 0, len(names))
+	for _, name := range names {
+		fi, err := fs.Stat(fs.PathJoin(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("statebackend: list %q: %w", dir, err)
+		}
+		if fi.IsDir() {
+			continue
+		}
+		out = append(out, SnapshotFile{Name: name, Size: fi.Size(), Kind: fileKind(name)})
+	}
+	return out, nil
+}
+
+// Snapshot is the state of a Backend frozen at a barrier by Backend.Snapshot.
+// Persist makes it durable on any goroutine; the Backend's goroutine ends it
+// with Release (after Persist returned) or Abort.
+type Snapshot struct {
+	checkpoint uint64
+	db         *pebble.DB
+	fs         vfs.FS
+	dir        string // the backend's directory, for errors
+	meta       snapshotMeta
+	// frozen are the value-cache entries dirty at the barrier. Until the
+	// snapshot ends only Persist reads them and nobody writes them (see
+	// valueCache).
+	frozen []*cacheEntry
+	done   chan struct{}
+
+	// testHook, if set, is called by Persist before each step ("apply",
+	// "flush", "checkpoint", "meta").
+	testHook func(ctx context.Context, step string)
+
+	mu struct {
+		sync.Mutex
+		state   snapState
+		cancel  func() // aborts a running Persist
+		applied bool   // frozen entries are in Pebble
+		err     error
+		files   *SnapshotFiles
+	}
+}
+
+type snapState uint8
+
+const (
+	snapFrozen     snapState = iota // Persist not called
+	snapPersisting                  // Persist running
+	snapDone                        // Persist returned, or aborted before it ran
+)
+
+// Checkpoint returns the checkpoint id given to Backend.Snapshot.
+func (s *Snapshot) Checkpoint() uint64 { return s.checkpoint }
+
+// Done returns a channel closed when Persist has returned (the files are
+// linked, or it failed) or the snapshot was aborted before Persist ran. The
+// task goroutine polls it between batches and then calls Release.
+func (s *Snapshot) Done() <-chan struct{} { return s.done }
+
+// Result returns what Persist returned; valid once Done is closed.
+func (s *Snapshot) Result() (*SnapshotFiles, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.files, s.mu.err
+}
+
+// Snapshot freezes the state as of now (the barrier of checkpoint) and enters
+// holding mode. It is the synchronous part of a checkpoint, called on the
+// task goroutine: it commits the indexed batch (at most CommitEvery writes)
+// and swaps the value cache's dirty list for an empty one, so it costs the
+// same whatever the number of dirty entries.
+//
+// Until the snapshot ends (Release or Abort), writes stay in the indexed
+// batch, which reads see, and never reach Pebble, so no file of this
+// snapshot holds a write made after the barrier. HeldBytes reports the size
+// of that batch for back-pressure. Flush does not commit while holding.
+//
+// At most one snapshot is in flight: a second call fails with
+// ErrSnapshotInFlight. A backend with a recorded error (Err) cannot be
+// snapshotted.
+func (b *Backend) Snapshot(checkpoint uint64) (*Snapshot, error) {
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if b.snap != nil {
+		return nil, fmt.Errorf("%w (checkpoint %d)", ErrSnapshotInFlight, b.snap.checkpoint)
+	}
+	if b.err != nil {
+		return nil, fmt.Errorf("statebackend: snapshot %d of %q: backend failed: %w", checkpoint, b.dir, b.err)
+	}
+	if err := b.commit(); err != nil {
+		return nil, err
+	}
+	s := &Snapshot{
+		checkpoint: checkpoint,
+		db:         b.db,
+		fs:         b.fs,
+		dir:        b.dir,
+		meta: snapshotMeta{
+			Version:        snapshotMetaVersion,
+			Checkpoint:     checkpoint,
+			MaxParallelism: b.maxParallelism,
+			KeyGroups:      b.keyGroups,
+			States:         b.States(),
+		},
+		done: make(chan struct{}),
+	}
+	if c := b.vcache; c != nil {
+		s.frozen, c.dirty = c.dirty, nil
+		c.frozenEpoch, c.frozen = c.epoch, true
+		c.epoch++
+		b.last = nil // may be frozen
+	}
+	b.snap = s
+	b.holding = !b.testNoHold
+	return s, nil
+}
+
+// HeldBytes returns the size in bytes of the writes held in the indexed
+// batch since the in-flight snapshot's barrier (0 when none is in flight).
+// They grow with the write rate times the duration of Persist; the engine
+// stops reading input above a bound of its choice until Release.
+func (b *Backend) HeldBytes() int {
+	if !b.holding || b.batch == nil {
+		return 0
+	}
+	return b.batch.Len()
+}
+
+// Holding reports whether a snapshot is in flight (writes are held).
+func (b *Backend) Holding() bool { return b.snap != nil }
+
+// Persist is the asynchronous part of the snapshot, safe to run on another
+// goroutine while the Backend is in use: it writes the frozen value-cache
+// entries to Pebble, flushes the memtables, and makes dir (which must not
+// exist) a Pebble checkpoint of the state as of the barrier: hard links to
+// the tables, copies of the MANIFEST and OPTIONS, plus SnapshotMetaFile. It
+// returns the files of dir. Persist runs once per snapshot; on error it
+// removes what it created in dir. Canceling ctx (or Abort) stops it between
+// steps; a memtable flush or link in progress is not interrupted.
+func (s *Snapshot) Persist(ctx context.Context, dir string) (*SnapshotFiles, error) {
+	s.mu.Lock()
+	if s.mu.state != snapFrozen {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: checkpoint %d already persisted or aborted", ErrSnapshotAborted, s.checkpoint)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	s.mu.state, s.mu.cancel = snapPersisting, func() { cancel(errAbort) }
+	s.mu.Unlock()
+
+	files, applied, err := s.persist(ctx, dir)
+	if err != nil {
+		err = fmt.Errorf("statebackend: persist checkpoint %d of %q into %q: %w", s.checkpoint, s.dir, dir, err)
+	}
+	s.mu.Lock()
+	s.mu.state, s.mu.cancel = snapDone, nil
+	s.mu.applied, s.mu.files, s.mu.err = applied, files, err
+	s.mu.Unlock()
+	close(s.done)
+	return files, err
+}
+
+func (s *Snapshot) step(ctx context.Context, name string) error {
+	if s.testHook != nil {
+		s.testHook(ctx, name)
+	}
+	if err := ctx.Err(); err != nil {
+		if errors.Is(context.Cause(ctx), errAbort) {
+			return ErrSnapshotAborted
+		}
+		return err
+	}
+	return nil
+}
+
+var errAbort = errors.New("abort")
+
+func (s *Snapshot) persist(ctx context.Context, dir string) (_ *SnapshotFiles, applied bool, _ error) {
+	if err := s.step(ctx, "apply"); err != nil {
+		return nil, false, err
+	}
+	if err := applyFrozen(s.db, s.frozen); err != nil {
+		return nil, false, err
+	}
+	if err := s.step(ctx, "flush"); err != nil {
+		return nil, true, err
+	}
+	if err := s.db.Flush(); err != nil {
+		return nil, true, err
+	}
+	if err := s.step(ctx, "checkpoint"); err != nil {
+		return nil, true, err
+	}
+	if err := s.db.Checkpoint(dir); err != nil {
+		return nil, true, err // Checkpoint removes a directory it created
+	}
+	files, err := s.finish(ctx, dir)
+	if err != nil {
+		_ = s.fs.RemoveAll(dir)
+		return nil, true, err
+	}
+	return files, true, nil
+}
+
+// finish writes SnapshotMetaFile into the checkpoint directory and lists it.
+func (s *Snapshot) finish(ctx context.Context, dir string) (*SnapshotFiles, error) {
+	if err := s.step(ctx, "meta"); err != nil {
+		return nil, err
+	}
+	data, err := json.MarshalIndent(s.meta, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := writeFileSync(s.fs, s.fs.PathJoin(dir, SnapshotMetaFile), data); err != nil {
+		return nil, err
+	}
+	if err := syncDir(s.fs, dir); err != nil {
+		return nil, err
+	}
+	files, err := listFiles(s.fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	return &SnapshotFiles{Checkpoint: s.checkpoint, Dir: dir, Files: files}, nil
+}
+
+// applyFrozen writes the frozen entries to Pebble, in batches of about
+// defaultCommitBytes (the apply needs no atomicity: nobody reads these keys
+// from Pebble before the snapshot ends, see valueCache).
+func applyFrozen(db *pebble.DB, frozen []*cacheEntry) error {
+	batch := db.NewBatch()
+	defer func() { _ = batch.Close() }()
+	for _, e := range frozen {
+		if !e.dirty { // evicted and written back before the barrier
+			continue
+		}
+		var err error
+		if e.present {
+			err = batch.Set(unsafeBytes(e.key), e.val, nil)
+		} else {
+			err = batch.Delete(unsafeBytes(e.key), nil)
+		}
+		if err != nil {
+			return err
+		}
+		if batch.Len() >= defaultCommitBytes {
+			if err := batch.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			batch.Reset()
+		}
+	}
+	if batch.Empty() {
+		return nil
+	}
+	return batch.Commit(pebble.NoSync)
+}
+
+// Release ends snapshot s after its Persist returned (s.Done() is closed),
+// successfully or not, on the task goroutine, between batches: it leaves
+// holding mode and commits the held batch. If Persist failed before writing
+// the frozen entries, Release writes them first. It returns
+// ErrSnapshotNotDone, changing nothing, if Persist has not returned, and the
+// commit error, if any (also recorded in Err).
+func (b *Backend) Release(s *Snapshot) error {
+	if err := b.checkSnap(s); err != nil {
+		return err
+	}
+	select {
+	case <-s.done:
+	default:
+		return fmt.Errorf("%w (checkpoint %d)", ErrSnapshotNotDone, s.checkpoint)
+	}
+	return b.endSnapshot(s)
+}
+
+// Abort ends snapshot s whatever its state, on the task goroutine: a later
+// Persist fails with ErrSnapshotAborted, a running one is canceled and
+// waited for (it stops at its next step: at most one memtable flush or
+// checkpoint). Then it ends the snapshot like Release. The directory of an
+// aborted Persist is removed unless its files were already linked; the
+// engine deletes checkpoint directories it does not use.
+func (b *Backend) Abort(s *Snapshot) error {
+	if err := b.checkSnap(s); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	switch s.mu.state {
+	case snapFrozen:
+		s.mu.state, s.mu.err = snapDone, fmt.Errorf("%w (checkpoint %d)", ErrSnapshotAborted, s.checkpoint)
+		close(s.done)
+	case snapPersisting:
+		s.mu.cancel()
+	}
+	s.mu.Unlock()
+	<-s.done
+	return b.endSnapshot(s)
+}
+
+func (b *Backend) checkSnap(s *Snapshot) error {
+	if s == nil || s != b.snap {
+		return errors.New("statebackend: snapshot is not in flight on this backend")
+	}
+	return nil
+}
+
+// endSnapshot leaves holding mode once no Persist runs.
+func (b *Backend) endSnapshot(s *Snapshot) error {
+	s.mu.Lock()
+	applied := s.mu.applied
+	s.mu.Unlock()
+	b.snap = nil
+	b.holding = false
+	if !applied {
+		// The frozen values must reach Pebble before the held batch, whose
+		// writes are newer.
+		if err := applyFrozen(b.db, s.frozen); err != nil {
+			err = fmt.Errorf("statebackend: write frozen state of %q: %w", b.dir, err)
+			b.setErr(err)
+			return err
+		}
+	}
+	s.frozen = nil
+	if c := b.vcache; c != nil {
+		c.frozen = false
+	}
+	return b.commit()
+}
+
+// OpenFromCheckpoint makes dir a copy of the persisted snapshot in
+// checkpointDir and opens it. dir must not exist or be empty: the state
+// directory of a failed run holds writes made after the checkpoint and is
+// never reused (the engine removes it). Tables are hard-linked when dir is
+// on the same file system (SSTs are immutable: the checkpoint directory
+// stays valid and can be restored again), else copied; the MANIFEST and
+// other private files are always copied, since Pebble appends to them.
+//
+// opts must give the MaxParallelism and KeyGroups stored in the snapshot
+// (rescaling is not supported yet). The restored backend checks each state
+// registration against the states stored in the snapshot: another kind or
+// codec fingerprint fails with ErrIncompatibleState. RestoredStates lists
+// them.
+//
+// Local recovery: the checkpoint directory written by Persist on this
+// machine is kept by the engine; if SnapshotFiles.Verify passes against the
+// file list in the manifest, it is passed here directly and nothing is
+// downloaded.
+func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, error) {
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	meta, err := readMeta(fs, checkpointDir)
+	if err != nil {
+		return nil, err
+	}
+	probe := &Backend{fs: fs}
+	if _, err := probe.applyOptions(opts); err != nil {
+		return nil, err
+	}
+	if probe.maxParallelism != meta.MaxParallelism || probe.keyGroups != meta.KeyGroups {
+		return nil, fmt.Errorf("statebackend: checkpoint %q holds max parallelism %d, %v; options give %d, %v",
+			checkpointDir, meta.MaxParallelism, meta.KeyGroups, probe.maxParallelism, probe.keyGroups)
+	}
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("statebackend: create state directory %q: %w", dir, err)
+	}
+	if names, err := fs.List(dir); err != nil {
+		return nil, fmt.Errorf("statebackend: list %q: %w", dir, err)
+	} else if len(names) > 0 {
+		return nil, fmt.Errorf("statebackend: restore into %q: directory is not empty", dir)
+	}
+	files, err := listFiles(fs, checkpointDir)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if f.Name == SnapshotMetaFile {
+			continue
+		}
+		src, dst := fs.PathJoin(checkpointDir, f.Name), fs.PathJoin(dir, f.Name)
+		if f.Kind == FileShared {
+			err = vfs.LinkOrCopy(fs, src, dst)
+		} else {
+			err = vfs.Copy(fs, src, dst)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("statebackend: restore %q into %q: %w", src, dir, err)
+		}
+	}
+	if err := syncDir(fs, dir); err != nil {
+		return nil, fmt.Errorf("statebackend: restore into %q: %w", dir, err)
+	}
+	b, err := Open(dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	b.restored = make(map[string]StateInfo, len(meta.States))
+	for _, si := range meta.States {
+		b.restored[si.Name] = si
+	}
+	return b, nil
+}
+
+// RestoredStates returns the states stored in the snapshot the backend was
+// restored from (nil if it was opened with Open), sorted by name. A state
+// listed here and never registered is state the job no longer uses.
+func (b *Backend) RestoredStates() []StateInfo {
+	if b.restored == nil {
+		return nil
+	}
+	out := make([]StateInfo, 0, len(b.restored))
+	for _, si := range b.restored {
+		out = append(out, si)
+	}
+	slices.SortFunc(out, func(x, y StateInfo) int { return strings.Compare(x.Name, y.Name) })
+	return out
+}
+
+func readMeta(fs vfs.FS, dir string) (*snapshotMeta, error) {
+	f, err := fs.Open(fs.PathJoin(dir, SnapshotMetaFile))
+	if err != nil {
+		return nil, fmt.Errorf("statebackend: %q is not a snapshot: %w", dir, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(f)
+	if err != nil {
+		return nil, fmt.Errorf("statebackend: read %s of %q: %w", SnapshotMetaFile, dir, err)
+	}
+	var m snapshotMeta
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("statebackend: %q: corrupt %s: %w", dir, SnapshotMetaFile, err)
+	}
+	if m.Version != snapshotMetaVersion {
+		return nil, fmt.Errorf("statebackend: %q: %s version %d, want %d", dir, SnapshotMetaFile, m.Version, snapshotMetaVersion)
+	}
+	return &m, nil
+}
+
+func writeFileSync(fs vfs.FS, name string, data []byte) error {
+	f, err := fs.Create(name, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(fs vfs.FS, dir string) error {
+	d, err := fs.OpenDir(dir)
+	if err != nil {
+		return err
+	}
+	if err := d.Sync(); err != nil {
+		_ = d.Close()
+		return err
+	}
+	return d.Close()
+}
