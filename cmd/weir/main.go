@@ -1,32 +1,43 @@
-// Command weir is the operator's command line. Today it prints its version;
-// with checkpoints it will inspect, verify and garbage-collect checkpoint
-// directories, and later submit jobs.
+// Command weir is the operator's command line:
+//
+//	weir version                     version of weir and of its checkpoint format
+//	weir checkpoints list DIR        checkpoints in a checkpoint directory, newest first
+//	weir checkpoints inspect DIR ID  a checkpoint's operators, files, sizes, positions, pending commits
+//	weir checkpoints verify DIR      check every checksum and reference; exit 1 naming damaged files
+//
+// Exit codes: 0 ok, 1 damage found or an operation failed, 2 bad usage.
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/storage"
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		usage(stderr)
 		return engine.ExitUsage
 	}
 	switch args[0] {
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "weir %s, checkpoint format: none yet\n", engine.Version())
+		fmt.Fprintf(stdout, "weir %s, checkpoint manifest format %d\n", engine.Version(), storage.ManifestVersion)
 		return engine.ExitOK
 	case "help", "--help", "-h", "-help":
 		usage(stdout)
 		return engine.ExitOK
+	case "checkpoints":
+		return checkpoints(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "weir: unknown command %q\n", args[0])
 	usage(stderr)
@@ -34,5 +45,137 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintln(w, "Usage: weir <command>\n\nCommands:\n  version   print the version of weir and of its checkpoint format\n  help      print this help")
+	fmt.Fprint(w, `Usage: weir <command>
+
+Commands:
+  version                       print the version of weir and of its checkpoint format
+  checkpoints list DIR          list the checkpoints in DIR, newest first
+  checkpoints inspect DIR ID    show a checkpoint's operators, files, positions and pending commits
+  checkpoints verify DIR        check every checksum and reference; exit 1 naming damaged files
+  help                          print this help
+`)
+}
+
+func checkpoints(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	want := map[string]int{"list": 2, "inspect": 3, "verify": 2}
+	if len(args) == 0 || want[args[0]] == 0 || len(args) != want[args[0]] {
+		fmt.Fprintln(stderr, "weir: usage: weir checkpoints list DIR | inspect DIR ID | verify DIR")
+		return engine.ExitUsage
+	}
+	dir := args[1]
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		fmt.Fprintf(stderr, "weir: checkpoint directory %q: not a directory\n", dir)
+		return engine.ExitUsage
+	}
+	store, err := storage.NewLocal(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: %v\n", err)
+		return engine.ExitFailed
+	}
+	switch args[0] {
+	case "list":
+		return list(ctx, store, stdout, stderr)
+	case "inspect":
+		id, err := strconv.ParseUint(args[2], 10, 64)
+		if err != nil || id == 0 {
+			fmt.Fprintf(stderr, "weir: checkpoint id %q: want a positive integer\n", args[2])
+			return engine.ExitUsage
+		}
+		return inspect(ctx, store, id, stdout, stderr)
+	default:
+		return verify(ctx, store, dir, stdout, stderr)
+	}
+}
+
+func list(ctx context.Context, store storage.BlobStore, stdout, stderr io.Writer) int {
+	ids, err := storage.ListCheckpoints(ctx, store)
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: %v\n", err)
+		return engine.ExitFailed
+	}
+	if len(ids) == 0 {
+		fmt.Fprintln(stdout, "no checkpoints")
+		return engine.ExitOK
+	}
+	fmt.Fprintf(stdout, "%-12s %-8s %-24s %s\n", "ID", "PARENT", "JOB", "STATUS")
+	for i := len(ids) - 1; i >= 0; i-- {
+		m, err := storage.ReadManifest(ctx, store, ids[i])
+		switch {
+		case err == nil:
+			fmt.Fprintf(stdout, "%-12d %-8d %-24s %s\n", m.CheckpointID, m.ParentID, m.JobName, "committed")
+		default:
+			fmt.Fprintf(stdout, "%-12d %-8s %-24s %v\n", ids[i], "-", "-", err)
+		}
+	}
+	return engine.ExitOK
+}
+
+func inspect(ctx context.Context, store storage.BlobStore, id uint64, stdout, stderr io.Writer) int {
+	m, err := storage.ReadManifest(ctx, store, id)
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: checkpoint %d: %v\n", id, err)
+		return engine.ExitFailed
+	}
+	fmt.Fprintf(stdout, "checkpoint %d (parent %d) of job %q, manifest format %d, max parallelism %d\n",
+		m.CheckpointID, m.ParentID, m.JobName, m.Version, m.MaxParallelism)
+	var total int64
+	for _, op := range m.Operators {
+		fmt.Fprintf(stdout, "operator %q, parallelism %d\n", op.UID, len(op.Subtasks))
+		for i, st := range op.Subtasks {
+			var size int64
+			for _, f := range st.Files {
+				size += f.Size
+			}
+			total += size
+			fmt.Fprintf(stdout, "  subtask %d: key groups %d-%d, %d files, %d bytes\n", i, st.KeyGroups.Start, st.KeyGroups.End, len(st.Files), size)
+			for _, d := range st.Descriptors {
+				fmt.Fprintf(stdout, "    state %q: %s (key %s, value %s)\n", d.Name, d.Kind, d.KeyCodec, d.ValueCodec)
+			}
+			for _, f := range st.Files {
+				fmt.Fprintf(stdout, "    file %s -> %s, %d bytes, crc32c %08x\n", f.LocalName, f.Object, f.Size, f.CRC32C)
+			}
+			if st.SourcePosition != nil {
+				fmt.Fprintf(stdout, "    source position: %d bytes %x\n", len(st.SourcePosition), st.SourcePosition)
+			}
+			if st.PendingCommit != nil {
+				fmt.Fprintf(stdout, "    pending commit: %d bytes %x\n", len(st.PendingCommit), st.PendingCommit)
+			}
+		}
+	}
+	fmt.Fprintf(stdout, "total state: %d bytes\n", total)
+	return engine.ExitOK
+}
+
+func verify(ctx context.Context, store storage.BlobStore, dir string, stdout, stderr io.Writer) int {
+	ids, err := storage.ListCheckpoints(ctx, store)
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: %v\n", err)
+		return engine.ExitFailed
+	}
+	damaged := 0
+	for _, id := range ids {
+		c, _, err := storage.Inspect(ctx, store, id)
+		if err != nil {
+			fmt.Fprintf(stderr, "weir: checkpoint %d: %v\n", id, err)
+			return engine.ExitFailed
+		}
+		switch c.State {
+		case storage.ManifestOK:
+			fmt.Fprintf(stdout, "checkpoint %d: ok\n", id)
+		case storage.ManifestMissing:
+			fmt.Fprintf(stdout, "checkpoint %d: no manifest (never committed; its files are garbage)\n", id)
+		default:
+			damaged++
+			fmt.Fprintf(stdout, "checkpoint %d: DAMAGED\n", id)
+			for _, p := range c.Problems {
+				fmt.Fprintf(stdout, "  %s\n", filepath.Join(dir, p.String()))
+			}
+		}
+	}
+	if damaged > 0 {
+		fmt.Fprintf(stderr, "weir: %d of %d checkpoints damaged\n", damaged, len(ids))
+		return engine.ExitFailed
+	}
+	fmt.Fprintf(stdout, "%d checkpoints verified\n", len(ids))
+	return engine.ExitOK
 }
