@@ -162,7 +162,11 @@ func (s *jsonFilesSink[T]) Recover(_ context.Context, info weir.SubtaskInfo, pen
 	var removed int
 	for _, e := range entries {
 		n, hidden, ok := parsePartName(e.Name())
-		if !ok || !hidden || n.legacy || n.index != info.Index || n.epoch <= p.checkpoint || keep[e.Name()] {
+		// Hidden files of later epochs are leftovers of failed attempts;
+		// committed ones belong to a checkpoint newer than the restored
+		// one (recovery fell back past it) and would duplicate the rerun.
+		_ = hidden
+		if !ok || n.legacy || n.index != info.Index || n.epoch <= p.checkpoint || keep[e.Name()] {
 			continue
 		}
 		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -404,6 +408,13 @@ func (w *jsonFilesWriter[T]) PreCommit(checkpoint uint64) ([]byte, error) {
 	files, err := w.endEpoch(checkpoint + 1)
 	if err != nil {
 		return nil, w.fail(fmt.Errorf("pre-commit checkpoint %d: %w", checkpoint, err))
+	}
+	if len(files) > 0 {
+		// The hidden files' directory entries must be durable before the
+		// checkpoint that names them is acknowledged.
+		if err := syncDir(w.dir); err != nil {
+			return nil, w.fail(fmt.Errorf("pre-commit checkpoint %d: %w", checkpoint, err))
+		}
 	}
 	w.preCommitted = append(w.preCommitted, preCommit{checkpoint: checkpoint, files: files})
 	p := pendingCommit{index: w.index, checkpoint: checkpoint}
