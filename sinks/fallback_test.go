@@ -5,7 +5,7 @@ import "testing"
 // Attempt 1 completes and commits checkpoints 1 and 2; recovery falls back to
 // checkpoint 1 (e.g. checkpoint 2's manifest fails verification). The rerun
 // reproduces the records after checkpoint 1 in epoch 2.
-func TestReviewFallbackDuplicates(t *testing.T) {
+func TestJSONFilesFallbackPastCommittedCheckpoint(t *testing.T) {
 	dir := t.TempDir()
 	s := JSONFiles[event](dir, MaxFileSize(40))
 	w := openCommitting(t, s, 0, 1)
