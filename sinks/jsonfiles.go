@@ -161,11 +161,10 @@ func (s *jsonFilesSink[T]) Recover(_ context.Context, info weir.SubtaskInfo, pen
 	}
 	var removed int
 	for _, e := range entries {
-		n, hidden, ok := parsePartName(e.Name())
+		n, _, ok := parsePartName(e.Name())
 		// Hidden files of later epochs are leftovers of failed attempts;
 		// committed ones belong to a checkpoint newer than the restored
 		// one (recovery fell back past it) and would duplicate the rerun.
-		_ = hidden
 		if !ok || n.legacy || n.index != info.Index || n.epoch <= p.checkpoint || keep[e.Name()] {
 			continue
 		}
