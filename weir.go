@@ -86,6 +86,13 @@ func info(oc *engine.OpContext) SubtaskInfo {
 // From adds a source to the job.
 func From[T any](job *Job, name string, src Source[T], opts ...OperatorOption) Stream[T] {
 	n := engine.AddSource(&job.g, name, func(ctx context.Context, oc *engine.OpContext) (engine.Reader[T], error) {
+		if pos := oc.RestoredPosition(); pos != nil {
+			rs, ok := src.(RestorableSource[T])
+			if !ok {
+				return nil, fmt.Errorf("the checkpoint holds a position for this source, but %T cannot restore one (it does not implement weir.RestorableSource)", src)
+			}
+			return rs.Restore(ctx, info(oc), pos)
+		}
 		return src.Open(ctx, info(oc))
 	})
 	configure(job, n, opts)
@@ -95,7 +102,21 @@ func From[T any](job *Job, name string, src Source[T], opts ...OperatorOption) S
 // To writes the stream to a sink.
 func To[T any](s Stream[T], name string, sink Sink[T], opts ...OperatorOption) {
 	open := func(oc *engine.OpContext) (operators.Writer[T], error) {
-		return sink.Open(oc.Context(), info(oc))
+		if rs, ok := sink.(RecoveringSink); ok && oc.Checkpointing() {
+			// Also on a fresh start: it removes what attempts that never
+			// completed a checkpoint left behind.
+			if err := rs.Recover(oc.Context(), info(oc), oc.RestoredPending()); err != nil {
+				return nil, fmt.Errorf("recover: %w", err)
+			}
+		}
+		w, err := sink.Open(oc.Context(), info(oc))
+		if err != nil {
+			return nil, err
+		}
+		if cw, ok := w.(CommittingWriter); ok {
+			oc.OnCheckpoint(cw.PreCommit, cw.Commit)
+		}
+		return w, nil
 	}
 	addOp(s, name, operators.NewSink(open), opts)
 }

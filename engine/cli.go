@@ -9,9 +9,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/weirstream/weir/engine/checkpoint"
+	"github.com/weirstream/weir/storage"
 )
 
 // Exit codes of a job binary.
@@ -76,7 +81,7 @@ func Main(args []string, p Program) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintf(p.Stdout, "%s: weir %s, checkpoint format: none yet\n", p.Name, Version())
+		fmt.Fprintf(p.Stdout, "%s: weir %s, checkpoint manifest version %d\n", p.Name, Version(), storage.ManifestVersion)
 		return ExitOK
 	case "help":
 		fs, _ := p.flagSet()
@@ -98,8 +103,19 @@ type runFlags struct {
 	stateDir       string
 	logFormat      string
 	logLevel       string
-	clash          []string        // job flags named like one of weir's
-	fromEnv        map[string]bool // flags set from WEIR_* variables
+
+	checkpointDir      string
+	checkpointInterval time.Duration
+	checkpointTimeout  time.Duration
+	checkpointMinPause time.Duration
+	checkpointRetain   int
+	tolerableFailures  int
+	restore            string
+	restartAttempts    int
+	restartDelay       time.Duration
+	restartBackoff     string
+	clash              []string        // job flags named like one of weir's
+	fromEnv            map[string]bool // flags set from WEIR_* variables
 }
 
 // source names where a flag's value came from, for error messages.
@@ -119,6 +135,16 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.StringVar(&rf.stateDir, "state-dir", "", "directory for keyed state (default: a temporary directory removed at exit)")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&rf.checkpointDir, "checkpoint-dir", "", "directory for checkpoints; turns checkpoints and recovery on")
+	fs.DurationVar(&rf.checkpointInterval, "checkpoint-interval", 10*time.Second, "time between periodic checkpoints")
+	fs.DurationVar(&rf.checkpointTimeout, "checkpoint-timeout", 10*time.Minute, "a checkpoint not complete after this long fails")
+	fs.DurationVar(&rf.checkpointMinPause, "checkpoint-min-pause", 0, "least time between the end of one checkpoint and the start of the next")
+	fs.IntVar(&rf.checkpointRetain, "checkpoint-retain", DefaultRetain, "completed checkpoints to keep")
+	fs.IntVar(&rf.tolerableFailures, "checkpoint-tolerable-failures", 3, "consecutive failed checkpoints tolerated before the job fails (-1: any number)")
+	fs.StringVar(&rf.restore, "restore", "latest", "what to start from: latest (the newest valid checkpoint in --checkpoint-dir, if any), none, or the path of a checkpoint (DIR/chk-ID)")
+	fs.IntVar(&rf.restartAttempts, "restart-attempts", 3, "with checkpoints, how many times a failed job restarts in-process from its latest checkpoint (0: never)")
+	fs.DurationVar(&rf.restartDelay, "restart-delay", time.Second, "delay before the first restart")
+	fs.StringVar(&rf.restartBackoff, "restart-backoff", "fixed", "restart delays: fixed, or exponential (doubling up to 1m)")
 	own := map[string]bool{}
 	if p.Flags != nil {
 		p.Flags.VisitAll(func(f *flag.Flag) {
@@ -220,6 +246,10 @@ func (p *Program) run(args []string) int {
 	if err == nil && rf.maxParallelism < 0 {
 		err = fmt.Errorf("%s %d: must be positive", rf.source("max-parallelism"), rf.maxParallelism)
 	}
+	var ckpt *CheckpointConfig
+	if err == nil {
+		ckpt, err = rf.checkpointConfig()
+	}
 	if err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		fs.Usage()
@@ -242,6 +272,18 @@ func (p *Program) run(args []string) int {
 	}
 	if rf.stateDir != "" {
 		cfg.StateDir = rf.stateDir
+	}
+	cfg.Checkpoint = ckpt
+	if ckpt != nil && cfg.StateDir == "" {
+		// One directory for all attempts, so a restart in this process
+		// restores from its local snapshots.
+		dir, err := os.MkdirTemp("", "weir-state-")
+		if err != nil {
+			fmt.Fprintf(p.Stderr, "%s: state directory: %v\n", p.Name, err)
+			return ExitFailed
+		}
+		defer os.RemoveAll(dir)
+		cfg.StateDir = dir
 	}
 	if err := cfg.fill(); err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
@@ -281,7 +323,7 @@ func (p *Program) run(args []string) int {
 		}
 	}()
 	logger.Info("job starting", "job", p.Name, "parallelism", cfg.Parallelism, "version", Version())
-	if err := Run(ctx, g, cfg); err != nil {
+	if err := runWithRestarts(ctx, g, cfg, rf, logger); err != nil {
 		if errors.Is(err, ErrStopped) {
 			logger.Error("job cancelled by a second interrupt: output since the last commit is not committed", "job", p.Name)
 			return ExitFailed
@@ -295,6 +337,104 @@ func (p *Program) run(args []string) int {
 	}
 	logger.Info("job finished", "job", p.Name)
 	return ExitOK
+}
+
+// checkpointConfig turns the checkpoint flags into a configuration; nil
+// without --checkpoint-dir.
+func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
+	if rf.checkpointDir == "" {
+		if rf.restore != "latest" {
+			return nil, fmt.Errorf("%s %q needs --checkpoint-dir", rf.source("restore"), rf.restore)
+		}
+		return nil, nil
+	}
+	switch {
+	case rf.checkpointInterval <= 0:
+		return nil, fmt.Errorf("%s %v: must be positive", rf.source("checkpoint-interval"), rf.checkpointInterval)
+	case rf.checkpointTimeout < 0:
+		return nil, fmt.Errorf("%s %v: must not be negative", rf.source("checkpoint-timeout"), rf.checkpointTimeout)
+	case rf.checkpointMinPause < 0:
+		return nil, fmt.Errorf("%s %v: must not be negative", rf.source("checkpoint-min-pause"), rf.checkpointMinPause)
+	case rf.checkpointRetain < 1:
+		return nil, fmt.Errorf("%s %d: must be at least 1", rf.source("checkpoint-retain"), rf.checkpointRetain)
+	case rf.restartAttempts < 0:
+		return nil, fmt.Errorf("%s %d: must not be negative", rf.source("restart-attempts"), rf.restartAttempts)
+	case rf.restartDelay < 0:
+		return nil, fmt.Errorf("%s %v: must not be negative", rf.source("restart-delay"), rf.restartDelay)
+	case rf.restartBackoff != "fixed" && rf.restartBackoff != "exponential":
+		return nil, fmt.Errorf("%s %q: want fixed or exponential", rf.source("restart-backoff"), rf.restartBackoff)
+	}
+	store, err := storage.NewLocal(rf.checkpointDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rf.source("checkpoint-dir"), err)
+	}
+	cc := &CheckpointConfig{
+		Store:  store,
+		Retain: rf.checkpointRetain,
+		Policy: checkpoint.Policy{
+			Interval:          rf.checkpointInterval,
+			Timeout:           rf.checkpointTimeout,
+			MinPause:          rf.checkpointMinPause,
+			TolerableFailures: rf.tolerableFailures,
+		},
+	}
+	switch rf.restore {
+	case "latest":
+	case "none":
+		cc.Restore.Mode = RestoreNone
+	default:
+		path := filepath.Clean(rf.restore)
+		id, ok := storage.ParseCheckpointDir(filepath.Base(path))
+		if !ok {
+			return nil, fmt.Errorf("%s %q: want latest, none, or a checkpoint directory DIR/chk-ID", rf.source("restore"), rf.restore)
+		}
+		cc.Restore = Restore{Mode: RestoreID, ID: id}
+		parent, err1 := filepath.Abs(filepath.Dir(path))
+		dir, err2 := filepath.Abs(rf.checkpointDir)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		if parent != dir {
+			from, err := storage.NewLocal(parent)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", rf.source("restore"), err)
+			}
+			cc.Restore.From = from
+		}
+	}
+	return cc, nil
+}
+
+// runWithRestarts runs the job and, with checkpoints, restarts it from its
+// latest checkpoint after a failure, as the restart flags allow.
+func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, logger *slog.Logger) error {
+	delay := rf.restartDelay
+	for attempt := 1; ; attempt++ {
+		err := Run(ctx, g, cfg)
+		if err == nil || cfg.Checkpoint == nil || ctx.Err() != nil {
+			return err
+		}
+		if attempt > rf.restartAttempts {
+			if rf.restartAttempts > 0 {
+				logger.Error("restart attempts exhausted", "attempts", rf.restartAttempts)
+			}
+			return err
+		}
+		logger.Error("job failed; restarting from the latest checkpoint", "err", err, "attempt", attempt, "of", rf.restartAttempts, "delay", delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			return err
+		}
+		if rf.restartBackoff == "exponential" {
+			delay = min(2*delay, time.Minute)
+		}
+		// Later attempts restore what the failed one checkpointed, if it
+		// completed a checkpoint.
+		if ids, err := storage.ListCheckpoints(ctx, cfg.Checkpoint.Store); err == nil && len(ids) > 0 {
+			cfg.Checkpoint.Restore = Restore{Mode: RestoreLatest}
+		}
+	}
 }
 
 func newLogger(w io.Writer, format, level string, rf *runFlags) (*slog.Logger, error) {

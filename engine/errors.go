@@ -61,9 +61,14 @@ func (oc *OpContext) recovered(r any) error {
 // guard attributes the errors and panics of the operator it wraps (and of
 // nothing downstream, whose own guard already attributed them) to that
 // operator. It costs one deferred call per batch.
+//
+// The guard of an operator also takes the operator's part in checkpoints
+// as a barrier passes (see taskCkpt.snapshot), before the operator forwards
+// it; a key selector's guard (snapshot false) does not.
 type guard[T any] struct {
-	out Output[T]
-	oc  *OpContext
+	out      Output[T]
+	oc       *OpContext
+	snapshot bool
 }
 
 func (g *guard[T]) Push(b []T) (err error) {
@@ -81,6 +86,11 @@ func (g *guard[T]) Control(ev barrier.Event) (err error) {
 			err = g.oc.recovered(r)
 		}
 	}()
+	if ev.Kind == barrier.Barrier && g.snapshot && g.oc.task.ck != nil {
+		if err := g.oc.task.ck.snapshot(g.oc, ev.Checkpoint); err != nil {
+			return g.oc.wrap(err)
+		}
+	}
 	return g.oc.wrap(g.out.Control(ev))
 }
 

@@ -94,16 +94,30 @@ func (g *Gate[T]) recycle(b []T) {
 // run delivers envelopes to head until every sender delivered end-of-input.
 // When the inbox is empty it flushes the task's outputs before it blocks.
 func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
+	var wake <-chan struct{}
+	if t.ck != nil {
+		wake = t.ck.wake
+	}
 	for {
 		var env Envelope[T]
 		select {
 		case env = <-g.inbox:
+		case <-wake:
+			if err := t.ck.service(); err != nil {
+				return err
+			}
+			continue
 		default:
 			if err := t.flush(); err != nil {
 				return err
 			}
 			select {
 			case env = <-g.inbox:
+			case <-wake:
+				if err := t.ck.service(); err != nil {
+					return err
+				}
+				continue
 			case <-ctx.Done():
 				return context.Cause(ctx)
 			}
@@ -119,6 +133,11 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 		}
 		if done, err := g.drain(t, head); err != nil || done {
 			return err
+		}
+		if t.ck != nil && len(t.ck.snaps) > 0 {
+			if err := t.ck.throttle(ctx); err != nil {
+				return err
+			}
 		}
 	}
 }
@@ -170,16 +189,19 @@ func (g *Gate[T]) process(env Envelope[T], t *task, head Output[T]) (done bool, 
 				return false, err
 			}
 		}
-		return g.perform(d, head)
+		return g.perform(d, t, head)
 	case barrier.Barrier, barrier.CancelBarrier:
-		return g.perform(g.aligner.Step(i, env.Event), head)
+		return g.perform(g.aligner.Step(i, env.Event), t, head)
 	}
 	return false, fmt.Errorf("engine: unexpected control event %v from sender %d", env.Event, i)
 }
 
 // perform carries out an aligner decision. Releasing held-back senders
 // needs nothing here: drain processes their stash once they are unblocked.
-func (g *Gate[T]) perform(d barrier.Decision, head Output[T]) (done bool, err error) {
+func (g *Gate[T]) perform(d barrier.Decision, t *task, head Output[T]) (done bool, err error) {
+	if d.Has(barrier.AbortAlignment) && t.ck != nil {
+		t.ck.c.decline(t.ck.head, d.Aborted, fmt.Errorf("alignment abandoned: %s", d.Reason))
+	}
 	if d.Has(barrier.ForwardCancel) {
 		if err := head.Control(barrier.NewCancel(d.Cancel)); err != nil {
 			return false, err

@@ -142,7 +142,7 @@ func (o opNode[In, Out]) build(oc *OpContext, out any) (_ any, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return Output[In](&guard[In]{out: in, oc: oc}), nil
+	return Output[In](&guard[In]{out: in, oc: oc, snapshot: true}), nil
 }
 func (opNode[In, Out]) newGate(senders, queue, batch int) gateRunner {
 	return newGate[In](senders, queue, batch)

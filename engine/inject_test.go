@@ -3,13 +3,14 @@ package engine
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/weirstream/weir/barrier"
+	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/statebackend"
+	"github.com/weirstream/weir/storage"
 )
 
 // countingReader returns 0, 1, 2, ... and its position is how many records
@@ -81,50 +82,60 @@ func TestInjectedBarriersCutConsistently(t *testing.T) {
 	k.Parallelism = 3
 	ConnectKeyed(src, k, func(v int) int { return v }, statebackend.MustCodecFor[int]())
 
-	inject := map[string]chan uint64{}
-	for i := 0; i < 2; i++ {
-		inject[fmt.Sprint(i)] = make(chan uint64, checkpoints)
-	}
-	positions := map[uint64]int{}
-	reported := make(chan struct{}, 2*checkpoints)
-	hooks := &CheckpointHooks{
-		Inject: func(uid string, i int) <-chan uint64 { return inject[fmt.Sprint(i)] },
-		Positions: func(p SourcePosition) {
-			n, _ := binary.Uvarint(p.Position)
-			mu.Lock()
-			positions[p.Checkpoint] += int(n)
-			mu.Unlock()
-			reported <- struct{}{}
-		},
-	}
+	store := storage.NewMem()
+	ckpt := &CheckpointConfig{Store: store, Retain: 1000, Policy: checkpoint.Policy{Interval: 3 * time.Millisecond}}
 	stop := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(context.Background(), g, Config{Parallelism: 2, BatchSize: 16, QueueSize: 2, Stop: stop, Checkpoints: hooks})
+		done <- Run(context.Background(), g, Config{Parallelism: 2, BatchSize: 16, QueueSize: 2, Stop: stop, Checkpoint: ckpt})
 	}()
-	for c := uint64(1); c <= checkpoints; c++ {
-		time.Sleep(2 * time.Millisecond)
-		for _, ch := range inject {
-			ch <- c
+	ctx := context.Background()
+	for {
+		ids, err := storage.ListCheckpoints(ctx, store)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) >= checkpoints {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("job ended before %d checkpoints: %v", checkpoints, err)
+		case <-time.After(time.Millisecond):
 		}
 	}
-	for range 2 * checkpoints {
-		<-reported
-	}
-	// Let the last barriers travel, then stop.
-	time.Sleep(50 * time.Millisecond)
 	close(stop)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	ids, err := storage.ListCheckpoints(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	for c := uint64(1); c <= checkpoints; c++ {
-		if atCkpt[c] != positions[c] {
-			t.Fatalf("checkpoint %d: keyed subtasks saw %d records before the barrier, sources were at %d", c, atCkpt[c], positions[c])
+	var last int
+	for _, id := range ids {
+		m, err := storage.ReadManifest(ctx, store, id)
+		if err != nil {
+			t.Fatal(err)
 		}
+		var pos int
+		for _, op := range m.Operators {
+			if op.UID != "src" {
+				continue
+			}
+			for _, st := range op.Subtasks {
+				n, _ := binary.Uvarint(st.SourcePosition)
+				pos += int(n)
+			}
+		}
+		if atCkpt[id] != pos {
+			t.Fatalf("checkpoint %d: keyed subtasks saw %d records before the barrier, sources were at %d", id, atCkpt[id], pos)
+		}
+		last = pos
 	}
-	if positions[checkpoints] == 0 {
-		t.Fatal("no records before the last checkpoint")
+	if last != 2*30000 {
+		t.Fatalf("final checkpoint: sources at %d, want %d", last, 2*30000)
 	}
 }

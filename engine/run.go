@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/statebackend"
 )
 
@@ -27,19 +28,8 @@ type Config struct {
 	// records in flight drain through the graph, sinks finish and Run
 	// returns nil.
 	Stop <-chan struct{}
-	// Checkpoints connects the graph to a checkpoint driver; nil runs
-	// without checkpoints.
-	Checkpoints *CheckpointHooks
-}
-
-// CheckpointHooks connect a running graph to whatever drives checkpoints.
-type CheckpointHooks struct {
-	// Inject returns the channel on which source subtask (uid, index)
-	// receives the ids of checkpoints whose barrier it injects.
-	Inject func(uid string, subtask int) <-chan uint64
-	// Positions receives every source subtask's position at each barrier
-	// it injected. It is called from the source's goroutine.
-	Positions func(SourcePosition)
+	// Checkpoint turns on checkpoints and recovery; nil runs without them.
+	Checkpoint *CheckpointConfig
 }
 
 // Defaults, chosen with BenchmarkExchange (see docs/architecture.md).
@@ -50,6 +40,9 @@ const (
 )
 
 func (c *Config) fill() error {
+	if c.Job == "" {
+		c.Job = "job"
+	}
 	if c.Parallelism == 0 {
 		c.Parallelism = runtime.GOMAXPROCS(0)
 	}
@@ -213,6 +206,21 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		mu.Unlock()
 		cancel(err)
 	}
+	var ck *checkpointer
+	if cfg.Checkpoint != nil {
+		if ck, err = newCheckpointer(ctx, p, &cfg, fail); err != nil {
+			return err
+		}
+		driverCtx, stopDriver := context.WithCancel(ctx)
+		go ck.drive(driverCtx)
+		defer func() {
+			// Stop the driver first: snapshot goroutines then find it
+			// gone instead of blocking on it.
+			stopDriver()
+			<-ck.done
+			ck.wg.Wait()
+		}()
+	}
 	stop := cfg.Stop
 	if stop == nil {
 		stop = make(chan struct{})
@@ -226,9 +234,12 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 				linger:   cfg.Linger,
 				batch:    cfg.BatchSize,
 			}
-			if h := cfg.Checkpoints; h != nil && head.impl.source() {
-				t.inject = h.Inject(head.UID, i)
-				t.positions = h.Positions
+			if ck != nil {
+				t.ck = &taskCkpt{c: ck, head: checkpoint.TaskID{Vertex: head.UID, Subtask: i}, wake: make(chan struct{}, 1)}
+				ck.tasks = append(ck.tasks, t.ck)
+				if head.impl.source() {
+					t.inject = ck.injects[t.ck.head]
+				}
 			}
 			tasks = append(tasks, t)
 			wg.Add(1)
@@ -243,6 +254,16 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 	wg.Wait()
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = context.Cause(ctx)
+	}
+	// With checkpoints, the final checkpoint completed before the sources
+	// ended: commit it where the tasks had no time to.
+	if firstErr == nil && ck != nil {
+		for _, t := range tasks {
+			if err := t.ck.service(); err != nil {
+				firstErr = err
+				break
+			}
+		}
 	}
 	// Sinks commit only once every task reached the end of its input, so a
 	// failure anywhere in the job leaves no output committed.
@@ -301,7 +322,7 @@ func (p *Plan) runTask(ctx context.Context, t *task, head *Node, index int, gate
 }
 
 func (p *Plan) opContext(ctx context.Context, t *task, n *Node, index int, cfg *Config) *OpContext {
-	return &OpContext{
+	oc := &OpContext{
 		Job:            cfg.Job,
 		Operator:       n.Name,
 		UID:            n.UID,
@@ -312,6 +333,12 @@ func (p *Plan) opContext(ctx context.Context, t *task, n *Node, index int, cfg *
 		ctx:            ctx,
 		task:           t,
 	}
+	if t.ck != nil {
+		oc.ckpt = t.ck.c
+		oc.restore = oc.ckpt.subtaskState(n.UID, index)
+		oc.uploader = newUploader()
+	}
+	return oc
 }
 
 // buildChain builds node n of subtask index and everything chained after

@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/barrier"
+	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/statebackend"
+	"github.com/weirstream/weir/storage"
 )
 
 // OpContext describes one subtask of one operator and gives it access to the
@@ -30,6 +32,55 @@ type OpContext struct {
 	ctx     context.Context
 	task    *task
 	backend *statebackend.Backend
+
+	// Checkpoints (nil and zero without them).
+	ckpt      *checkpointer
+	restore   *storage.SubtaskState // this subtask's state in the restored checkpoint
+	preCommit func(uint64) ([]byte, error)
+	uploader  *uploader
+}
+
+// Checkpointing reports whether the job takes checkpoints.
+func (oc *OpContext) Checkpointing() bool { return oc.ckpt != nil }
+
+// RestoredPosition returns the source position that this source subtask
+// stored in the checkpoint the job restored, or nil.
+func (oc *OpContext) RestoredPosition() []byte {
+	if oc.restore == nil || len(oc.restore.SourcePosition) == 0 {
+		return nil
+	}
+	return oc.restore.SourcePosition
+}
+
+// RestoredPending returns what this sink subtask pre-committed in the
+// checkpoint the job restored, or nil.
+func (oc *OpContext) RestoredPending() []byte {
+	if oc.restore == nil || len(oc.restore.PendingCommit) == 0 {
+		return nil
+	}
+	return oc.restore.PendingCommit
+}
+
+// OnCheckpoint makes the operator part of every checkpoint: preCommit runs
+// as barrier n passes the operator and returns what the checkpoint stores
+// for it (RestoredPending returns it after a restore); commit runs on the
+// operator's goroutine once checkpoint n (or a later one) is complete. Both
+// see checkpoint ids in increasing order. Without checkpoints it does
+// nothing.
+func (oc *OpContext) OnCheckpoint(preCommit func(checkpoint uint64) ([]byte, error), commit func(checkpoint uint64) error) {
+	if oc.ckpt == nil {
+		return
+	}
+	oc.preCommit = func(id uint64) (b []byte, err error) {
+		err = oc.call(func() error {
+			b, err = preCommit(id)
+			return err
+		})
+		return b, err
+	}
+	oc.task.ck.committers = append(oc.task.ck.committers, func(id uint64) error {
+		return oc.call(func() error { return commit(id) })
+	})
 }
 
 // Context is cancelled when the job stops or fails.
@@ -72,14 +123,24 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 		return oc.backend, nil
 	}
 	dir := filepath.Join(oc.task.stateDir, "operators", safeName(oc.UID), strconv.Itoa(oc.Index))
-	// Until checkpoints restore state, a run starts from empty state.
+	// The directory of an earlier run holds writes made after its last
+	// checkpoint: a run starts from empty state or from a checkpoint.
 	if err := os.RemoveAll(dir); err != nil {
 		return nil, fmt.Errorf("clear state directory: %w", err)
 	}
-	b, err := statebackend.Open(dir, statebackend.Options{
+	opts := statebackend.Options{
 		MaxParallelism: oc.MaxParallelism,
 		KeyGroups:      oc.KeyGroups(),
-	})
+	}
+	var (
+		b   *statebackend.Backend
+		err error
+	)
+	if oc.restore != nil && len(oc.restore.Files) > 0 {
+		b, err = oc.ckpt.restoreBackend(oc.ctx, oc, oc.restore, dir, opts)
+	} else {
+		b, err = statebackend.Open(dir, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -115,13 +176,12 @@ type task struct {
 	stop     <-chan struct{}
 	linger   time.Duration
 	batch    int
+	// ck is the task's part in checkpoints; nil without them.
+	ck *taskCkpt
 	// inject delivers the ids of checkpoints whose barrier a source task
 	// injects; nil for tasks that are not sources or jobs without
 	// checkpoints.
 	inject <-chan uint64
-	// positions receives, for every injected barrier, the source's
-	// position at the barrier.
-	positions func(SourcePosition)
 
 	flushers  []flushOutput
 	finishers []func() error
@@ -180,10 +240,14 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		return nil
 	})
 	buf := make([]T, 0, t.batch)
+	var wake <-chan struct{}
+	if t.ck != nil {
+		wake = t.ck.wake
+	}
 	for {
 		select {
 		case <-t.stop:
-			return out.Control(barrier.End)
+			return endSource(ctx, t, oc, r, out)
 		case id := <-t.inject:
 			// The position and the barrier are taken in one step between
 			// two batches: the position covers exactly the records before
@@ -192,6 +256,10 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 				return err
 			}
 			continue
+		case <-wake:
+			if err := t.ck.service(); err != nil {
+				return err
+			}
 		default:
 		}
 		b, err := r.Read(ctx, buf[:0])
@@ -221,7 +289,39 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 			return context.Cause(ctx)
 		}
 	}
-	return out.Control(barrier.End)
+	return endSource(ctx, t, oc, r, out)
+}
+
+// endSource ends a source subtask whose input is exhausted (or that was
+// stopped). With checkpoints, it stays alive and keeps injecting barriers
+// until the job's final checkpoint is complete, so that checkpoint holds
+// its end position and the sinks commit everything; only then does
+// end-of-input flow downstream.
+func endSource[T any](ctx context.Context, t *task, oc *OpContext, r Reader[T], out Output[T]) error {
+	if t.ck == nil {
+		return out.Control(barrier.End)
+	}
+	if err := t.flush(); err != nil {
+		return err
+	}
+	c := t.ck.c
+	c.send(ckptEvent{kind: evFinished, task: checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}})
+	for {
+		select {
+		case id := <-t.inject:
+			if err := injectBarrier(oc, t, r, out, id); err != nil {
+				return err
+			}
+		case <-t.ck.wake:
+			if err := t.ck.service(); err != nil {
+				return err
+			}
+		case <-c.finalDone:
+			return out.Control(barrier.End)
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
 }
 
 // SourcePosition is where a source subtask was when it injected a barrier.
@@ -246,8 +346,8 @@ func injectBarrier[T any](oc *OpContext, t *task, r Reader[T], out Output[T], id
 			sp.Err = oc.wrap(fmt.Errorf("position at checkpoint %d: %w", id, sp.Err))
 		}
 	}
-	if t.positions != nil {
-		t.positions(sp)
+	if t.ck != nil {
+		t.ck.sourcePosition(sp)
 	}
 	if sp.Err != nil {
 		// The checkpoint is declined through the position report; the

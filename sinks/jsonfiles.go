@@ -20,6 +20,7 @@ import (
 	"sync"
 
 	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/internal/failpoint"
 )
 
 // DefaultMaxFileSize is the size at which JSONFiles rolls to a new part file
@@ -473,6 +474,7 @@ func commitFiles(dir string, files []partFile) (int, error) {
 				return renamed, err // *LinkError names both files
 			}
 			renamed++
+			failpoint.Hit("sink-commit")
 		case errors.Is(err, fs.ErrNotExist):
 			fi, err := os.Stat(committed)
 			if errors.Is(err, fs.ErrNotExist) {

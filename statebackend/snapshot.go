@@ -217,7 +217,7 @@ func (b *Backend) Snapshot(checkpoint uint64) (*Snapshot, error) {
 			Checkpoint:     checkpoint,
 			MaxParallelism: b.maxParallelism,
 			KeyGroups:      b.keyGroups,
-			States:         b.States(),
+			States:         b.snapshotStates(),
 		},
 		done: make(chan struct{}),
 	}
@@ -230,6 +230,20 @@ func (b *Backend) Snapshot(checkpoint uint64) (*Snapshot, error) {
 	b.snap = s
 	b.holding = !b.testNoHold
 	return s, nil
+}
+
+// snapshotStates is every state the snapshot holds: the registered ones and
+// those restored but not registered (yet) in this run, which are still in
+// Pebble.
+func (b *Backend) snapshotStates() []StateInfo {
+	out := b.States()
+	for _, si := range b.RestoredStates() {
+		if _, ok := b.states[si.Name]; !ok {
+			out = append(out, si)
+		}
+	}
+	slices.SortFunc(out, func(x, y StateInfo) int { return strings.Compare(x.Name, y.Name) })
+	return out
 }
 
 // HeldBytes returns the size in bytes of the writes held in the indexed
@@ -581,3 +595,7 @@ func syncDir(fs vfs.FS, dir string) error {
 	}
 	return d.Close()
 }
+
+// States returns the states the snapshot holds, sorted by name: those
+// registered and those restored but not registered in this run.
+func (s *Snapshot) States() []StateInfo { return s.meta.States }

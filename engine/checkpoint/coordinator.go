@@ -44,8 +44,12 @@ type Config struct {
 	// finished (bounded input) a Final checkpoint is taken.
 	Sources []TaskID
 	// Restored is the last completed checkpoint found at recovery, 0 for a
-	// fresh start. IDs continue after it and it is the first parent.
+	// fresh start. It is the first parent.
 	Restored ID
+	// LastID is the highest checkpoint id used before, completed or not
+	// (for example a damaged checkpoint that recovery passed over); IDs
+	// continue after max(Restored, LastID), so no id is ever reused.
+	LastID ID
 }
 
 // Coordinator is the checkpoint coordinator: a pure state machine. Each
@@ -95,7 +99,7 @@ func New[H any](cfg Config, now time.Duration) (*Coordinator[H], error) {
 		sources:       make(map[TaskID]bool, len(cfg.Sources)),
 		finished:      make(map[TaskID]bool),
 		now:           now,
-		nextID:        cfg.Restored + 1,
+		nextID:        max(cfg.Restored, cfg.LastID) + 1,
 		lastCompleted: cfg.Restored,
 		sched:         newScheduler(cfg.Policy, now),
 	}

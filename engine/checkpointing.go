@@ -1,0 +1,663 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/weirstream/weir/engine/checkpoint"
+	"github.com/weirstream/weir/internal/failpoint"
+	"github.com/weirstream/weir/statebackend"
+	"github.com/weirstream/weir/storage"
+)
+
+// CheckpointConfig turns on checkpoints (see docs/architecture.md,
+// "Checkpoints").
+type CheckpointConfig struct {
+	// Store holds the checkpoints.
+	Store storage.BlobStore
+	// Policy says when checkpoints start and when they fail.
+	Policy checkpoint.Policy
+	// Retain is how many completed checkpoints are kept; 0 means
+	// DefaultRetain.
+	Retain int
+	// Restore says what the job starts from.
+	Restore Restore
+	// MaxHeldBytes bounds the state writes a task holds back while its
+	// snapshot is persisted; above it the task waits for the snapshot
+	// before it reads more input. 0 means DefaultMaxHeldBytes.
+	MaxHeldBytes int
+}
+
+// Checkpoint defaults.
+const (
+	DefaultRetain       = 3
+	DefaultMaxHeldBytes = 64 << 20
+)
+
+// RestoreMode says what a job with checkpoints starts from.
+type RestoreMode uint8
+
+const (
+	// RestoreLatest restores the newest valid checkpoint and falls back to
+	// older ones when it is damaged; with no checkpoint it starts fresh.
+	RestoreLatest RestoreMode = iota
+	// RestoreNone starts from empty state; checkpoint ids continue after
+	// those in the store.
+	RestoreNone
+	// RestoreID restores checkpoint Restore.ID and fails when it is damaged.
+	RestoreID
+)
+
+// Restore is the restore choice of a run.
+type Restore struct {
+	Mode RestoreMode
+	ID   uint64 // RestoreID only
+	// From is the store that holds checkpoint ID when it is not Store
+	// (RestoreID only; nil: Store).
+	From storage.BlobStore
+}
+
+// stateHandle is what one operator subtask acks a checkpoint with.
+type stateHandle struct {
+	KeyGroups   storage.KeyGroupRange
+	Files       []storage.StateFile
+	Descriptors []storage.StateDescriptor
+	Position    []byte
+	Pending     []byte
+	Uploaded    int64 // bytes uploaded for this checkpoint
+}
+
+type eventKind uint8
+
+const (
+	evAck eventKind = iota
+	evDecline
+	evFinished
+	evManifest
+)
+
+type ckptEvent struct {
+	kind eventKind
+	task checkpoint.TaskID
+	id   uint64
+	h    stateHandle
+	err  error
+	m    *storage.Manifest // evManifest
+}
+
+// checkpointer drives the checkpoints of one run: a goroutine owns the pure
+// coordinator and carries out its actions; tasks and snapshot goroutines
+// report to it through events.
+type checkpointer struct {
+	cfg    CheckpointConfig
+	job    string
+	maxPar int
+	store  storage.BlobStore
+	// restoreStore holds the restored checkpoint: store, or another one
+	// (Restore.From).
+	restoreStore storage.BlobStore
+	log          *slog.Logger
+	start        time.Time
+	coord        *checkpoint.Coordinator[stateHandle]
+	localRoot    string // local checkpoint directories: STATE_DIR/checkpoints
+
+	// Set up before the run starts, read-only afterwards.
+	injects    map[checkpoint.TaskID]chan uint64
+	tasks      []*taskCkpt
+	restored   *storage.Manifest
+	restoreMap map[string][]storage.SubtaskState // by operator UID
+
+	events    chan ckptEvent
+	done      chan struct{} // closed when the driver returns
+	finalDone chan struct{} // closed when the final checkpoint completed
+	fail      func(error)
+	wg        sync.WaitGroup // snapshot and manifest goroutines
+
+	// Driver goroutine only.
+	retained []*storage.Manifest // oldest first
+	written  map[uint64]*storage.Manifest
+	started  map[uint64]time.Time
+	uploaded map[uint64]int64
+	lastFail string // the last abort, for FailJob's error
+}
+
+func (c *checkpointer) now() time.Duration { return time.Since(c.start) }
+
+// send delivers an event to the driver, or drops it once the driver has
+// stopped (the run is over; nothing more is decided).
+func (c *checkpointer) send(ev ckptEvent) {
+	select {
+	case c.events <- ev:
+	case <-c.done:
+	}
+}
+
+func (c *checkpointer) ack(task checkpoint.TaskID, id uint64, h stateHandle) {
+	c.send(ckptEvent{kind: evAck, task: task, id: id, h: h})
+}
+
+func (c *checkpointer) decline(task checkpoint.TaskID, id uint64, err error) {
+	c.send(ckptEvent{kind: evDecline, task: task, id: id, err: err})
+}
+
+// drive runs the coordinator until ctx is done.
+func (c *checkpointer) drive(ctx context.Context) {
+	defer close(c.done)
+	every := c.cfg.Policy.Interval / 10
+	every = min(max(every, 10*time.Millisecond), time.Second)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.apply(ctx, c.coord.Shutdown(c.now()))
+			return
+		case <-tick.C:
+			c.apply(ctx, c.coord.Tick(c.now()))
+		case ev := <-c.events:
+			c.handle(ctx, ev)
+		}
+	}
+}
+
+func (c *checkpointer) handle(ctx context.Context, ev ckptEvent) {
+	now := c.now()
+	switch ev.kind {
+	case evAck:
+		out, acts := c.coord.Ack(now, ev.task, checkpoint.ID(ev.id), ev.h)
+		if out == checkpoint.OK {
+			c.uploaded[ev.id] += ev.h.Uploaded
+		}
+		c.apply(ctx, acts)
+	case evDecline:
+		c.log.Warn("checkpoint declined", "checkpoint", ev.id, "task", ev.task.String(), "err", ev.err)
+		_, acts := c.coord.Decline(now, ev.task, checkpoint.ID(ev.id), ev.err.Error())
+		c.apply(ctx, acts)
+	case evFinished:
+		_, acts := c.coord.SourceFinished(now, ev.task)
+		c.apply(ctx, acts)
+	case evManifest:
+		if ev.err != nil {
+			if errors.Is(ev.err, storage.ErrExists) {
+				c.fail(fmt.Errorf("checkpoint %d: %w: another run of the job wrote it; stopping", ev.id, ev.err))
+				return
+			}
+			_, acts := c.coord.ManifestFailed(now, checkpoint.ID(ev.id), ev.err.Error())
+			c.apply(ctx, acts)
+			return
+		}
+		c.written[ev.id] = ev.m
+		c.retain(ctx, ev.m)
+		_, acts := c.coord.ManifestWritten(now, checkpoint.ID(ev.id))
+		c.apply(ctx, acts)
+	}
+}
+
+func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case checkpoint.InjectBarrier:
+			id := uint64(a.ID)
+			c.started[id] = time.Now()
+			for task, ch := range c.injects {
+				select {
+				case ch <- id:
+				default:
+					// The source has not taken the earlier barriers yet:
+					// decline rather than block the driver.
+					go c.decline(task, id, errors.New("source has too many barriers queued"))
+				}
+			}
+		case checkpoint.WriteManifest[stateHandle]:
+			m := c.manifest(a)
+			c.wg.Add(1)
+			go func() {
+				defer c.wg.Done()
+				err := storage.WriteManifest(ctx, c.store, m)
+				if err == nil {
+					failpoint.Hit("after-manifest")
+				}
+				c.send(ckptEvent{kind: evManifest, id: m.CheckpointID, err: err, m: m})
+			}()
+		case checkpoint.NotifyComplete:
+			id := uint64(a.ID)
+			c.log.Info("checkpoint complete", "checkpoint", id, "kind", a.Kind.String(),
+				"duration", time.Since(c.started[id]).Round(time.Millisecond), "uploaded_bytes", c.uploaded[id])
+			delete(c.started, id)
+			delete(c.uploaded, id)
+			delete(c.written, id)
+			for _, t := range c.tasks {
+				t.notifyComplete(id)
+			}
+			c.removeLocal(func(other uint64) bool { return other < id })
+			if a.Kind == checkpoint.Final {
+				close(c.finalDone)
+			}
+		case checkpoint.Abort:
+			id := uint64(a.ID)
+			c.log.Warn("checkpoint aborted", "checkpoint", id, "kind", a.Kind.String(), "reason", a.Reason.String(), "detail", a.Detail)
+			c.lastFail = fmt.Sprintf("checkpoint %d: %s: %s", id, a.Reason, a.Detail)
+			delete(c.started, id)
+			delete(c.uploaded, id)
+			c.removeLocal(func(other uint64) bool { return other == id })
+		case checkpoint.RequestRejected:
+			c.log.Warn("checkpoint request rejected", "kind", a.Kind.String(), "reason", a.Reason.String())
+		case checkpoint.FailJob:
+			c.fail(fmt.Errorf("engine: %d consecutive checkpoints failed (see --checkpoint-tolerable-failures); the last: %s", a.Failures, c.lastFail))
+		}
+	}
+}
+
+// manifest builds the manifest of a checkpoint whose tasks all acked.
+func (c *checkpointer) manifest(a checkpoint.WriteManifest[stateHandle]) *storage.Manifest {
+	m := &storage.Manifest{
+		JobName:        c.job,
+		CheckpointID:   uint64(a.ID),
+		ParentID:       uint64(a.Parent),
+		CreatedUnixMs:  time.Now().UnixMilli(),
+		MaxParallelism: c.maxPar,
+	}
+	byUID := map[string]int{}
+	for _, h := range a.Handles {
+		i, ok := byUID[h.Task.Vertex]
+		if !ok {
+			i = len(m.Operators)
+			byUID[h.Task.Vertex] = i
+			m.Operators = append(m.Operators, storage.OperatorState{UID: h.Task.Vertex})
+		}
+		op := &m.Operators[i]
+		for len(op.Subtasks) <= h.Task.Subtask {
+			op.Subtasks = append(op.Subtasks, storage.SubtaskState{})
+		}
+		op.Subtasks[h.Task.Subtask] = storage.SubtaskState{
+			KeyGroups:      h.State.KeyGroups,
+			Files:          h.State.Files,
+			Descriptors:    h.State.Descriptors,
+			SourcePosition: h.State.Position,
+			PendingCommit:  h.State.Pending,
+		}
+	}
+	return m
+}
+
+// retain adds the newly written manifest m to the retained ones and, when no
+// other checkpoint is in flight (one could reuse a shared object that is not
+// referenced yet), deletes what no retained checkpoint references. It runs on
+// the driver goroutine, so no checkpoint starts meanwhile.
+func (c *checkpointer) retain(ctx context.Context, m *storage.Manifest) {
+	c.retained = append(c.retained, m)
+	if n := max(c.cfg.Retain, 1); len(c.retained) > n {
+		c.retained = c.retained[len(c.retained)-n:]
+	}
+	for _, p := range c.coord.Status().Pending {
+		if uint64(p.ID) != m.CheckpointID {
+			return
+		}
+	}
+	all, err := c.store.List(ctx, "")
+	if err != nil {
+		c.log.Warn("checkpoint retention: list storage", "err", err)
+		return
+	}
+	garbage := storage.Garbage(all, c.retained)
+	for _, name := range garbage {
+		if err := c.store.Delete(ctx, name); err != nil {
+			c.log.Warn("checkpoint retention: delete", "object", name, "err", err)
+			return
+		}
+	}
+	if len(garbage) > 0 {
+		c.log.Debug("checkpoint retention", "deleted_objects", len(garbage), "retained", len(c.retained))
+	}
+}
+
+// removeLocal removes the local checkpoint directories whose id matches.
+func (c *checkpointer) removeLocal(match func(uint64) bool) {
+	entries, err := os.ReadDir(c.localRoot)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if id, ok := storage.ParseCheckpointDir(e.Name()); ok && match(id) {
+			if err := os.RemoveAll(filepath.Join(c.localRoot, e.Name())); err != nil {
+				c.log.Warn("remove local checkpoint", "dir", e.Name(), "err", err)
+			}
+		}
+	}
+}
+
+// localDir is where subtask's snapshot of checkpoint id is persisted.
+func (c *checkpointer) localDir(id uint64, uid string, subtask int) string {
+	return filepath.Join(c.localRoot, storage.CheckpointDir(id), safeName(uid), strconv.Itoa(subtask))
+}
+
+// taskCkpt is the checkpoint side of one task (goroutine).
+type taskCkpt struct {
+	c    *checkpointer
+	head checkpoint.TaskID // the task's first operator, for declines
+	wake chan struct{}     // capacity 1: something for service to do
+
+	mu       sync.Mutex
+	complete uint64 // newest completed checkpoint notified
+
+	// Task goroutine only.
+	committed  uint64
+	committers []func(uint64) error
+	snaps      []*inflight
+}
+
+type inflight struct {
+	b *statebackend.Backend
+	s *statebackend.Snapshot
+}
+
+func (tc *taskCkpt) signal() {
+	select {
+	case tc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// notifyComplete runs on the driver: the task's sinks commit id.
+func (tc *taskCkpt) notifyComplete(id uint64) {
+	tc.mu.Lock()
+	if id > tc.complete {
+		tc.complete = id
+	}
+	tc.mu.Unlock()
+	tc.signal()
+}
+
+// service releases persisted snapshots and commits completed checkpoints.
+// Task goroutine.
+func (tc *taskCkpt) service() error {
+	kept := tc.snaps[:0]
+	for _, f := range tc.snaps {
+		select {
+		case <-f.s.Done():
+			if err := f.b.Release(f.s); err != nil {
+				return err
+			}
+		default:
+			kept = append(kept, f)
+		}
+	}
+	clear(tc.snaps[len(kept):])
+	tc.snaps = kept
+	tc.mu.Lock()
+	id := tc.complete
+	tc.mu.Unlock()
+	if id > tc.committed {
+		for _, commit := range tc.committers {
+			if err := commit(id); err != nil {
+				return err
+			}
+		}
+		tc.committed = id
+	}
+	return nil
+}
+
+// throttle waits for in-flight snapshots whose backend holds more than the
+// bound of writes made since its barrier. Task goroutine.
+func (tc *taskCkpt) throttle(ctx context.Context) error {
+	for _, f := range tc.snaps {
+		if f.b.HeldBytes() <= tc.c.cfg.MaxHeldBytes {
+			continue
+		}
+		select {
+		case <-f.s.Done():
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return tc.service()
+}
+
+// waitSnapshot waits until backend b has no snapshot in flight. Task
+// goroutine.
+func (tc *taskCkpt) waitSnapshot(ctx context.Context, b *statebackend.Backend) error {
+	for _, f := range tc.snaps {
+		if f.b != b {
+			continue
+		}
+		select {
+		case <-f.s.Done():
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return tc.service()
+}
+
+// sourcePosition acks (or declines) checkpoint sp.Checkpoint for a source
+// subtask with its position.
+func (tc *taskCkpt) sourcePosition(sp SourcePosition) {
+	task := checkpoint.TaskID{Vertex: sp.Operator, Subtask: sp.Subtask}
+	if sp.Err != nil {
+		tc.c.decline(task, sp.Checkpoint, sp.Err)
+		return
+	}
+	tc.c.ack(task, sp.Checkpoint, stateHandle{Position: sp.Position})
+}
+
+// snapshot takes the synchronous part of checkpoint id for one operator
+// subtask, as barrier id passes it: the sink pre-commits, keyed state is
+// frozen and persisted and uploaded on another goroutine, which acks.
+// Operators with neither ack at once. Task goroutine.
+func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
+	task := checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}
+	var h stateHandle
+	if oc.preCommit != nil {
+		p, err := oc.preCommit(id)
+		if err != nil {
+			tc.c.decline(task, id, err)
+			return err
+		}
+		h.Pending = p
+	}
+	b := oc.backend
+	if b == nil {
+		tc.c.ack(task, id, h)
+		return nil
+	}
+	if err := tc.waitSnapshot(oc.ctx, b); err != nil {
+		return err
+	}
+	s, err := b.Snapshot(id)
+	if err != nil {
+		tc.c.decline(task, id, err)
+		if b.Err() != nil {
+			return oc.wrap(err)
+		}
+		return nil
+	}
+	tc.snaps = append(tc.snaps, &inflight{b: b, s: s})
+	kg := oc.KeyGroups()
+	h.KeyGroups = storage.KeyGroupRange{Start: kg.Start, End: kg.End}
+	for _, si := range s.States() {
+		h.Descriptors = append(h.Descriptors, storage.StateDescriptor{
+			Name: si.Name, Kind: si.Kind.String(), KeyCodec: si.KeyFingerprint, ValueCodec: si.ValueFingerprint,
+		})
+	}
+	up := oc.uploader
+	ctx := oc.ctx
+	tc.c.wg.Add(1)
+	go func() {
+		defer tc.c.wg.Done()
+		dir := tc.c.localDir(id, oc.UID, oc.Index)
+		var files *statebackend.SnapshotFiles
+		err := os.MkdirAll(filepath.Dir(dir), 0o755)
+		if err == nil {
+			files, err = s.Persist(ctx, dir)
+		}
+		tc.signal() // the task releases the snapshot
+		if err != nil {
+			tc.c.decline(task, id, fmt.Errorf("persist state: %w", err))
+			return
+		}
+		h.Files, h.Uploaded, err = up.upload(ctx, tc.c.store, id, task, files)
+		if err != nil {
+			tc.c.decline(task, id, fmt.Errorf("upload state: %w", err))
+			return
+		}
+		tc.c.ack(task, id, h)
+	}()
+	return nil
+}
+
+// uploader uploads the snapshots of one operator subtask. It remembers the
+// stored object of every shared file (local name and size identify an
+// immutable table of one Pebble instance), so a table is hashed once and
+// uploaded once.
+type uploader struct {
+	mu     sync.Mutex
+	shared map[string]storage.StateFile // by local name
+}
+
+func newUploader() *uploader { return &uploader{shared: map[string]storage.StateFile{}} }
+
+// prime records the files of a restored subtask: its state directory is
+// made of them, under the same local names.
+func (u *uploader) prime(files []storage.StateFile) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for _, f := range files {
+		if o, err := storage.ParseObject(f.Object); err == nil && o.Kind == storage.KindShared {
+			u.shared[f.LocalName] = f
+		}
+	}
+}
+
+func (u *uploader) upload(ctx context.Context, store storage.BlobStore, id uint64, task checkpoint.TaskID, files *statebackend.SnapshotFiles) ([]storage.StateFile, int64, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var (
+		out      []storage.StateFile
+		uploaded int64
+	)
+	for _, f := range files.Files {
+		path := filepath.Join(files.Dir, f.Name)
+		if f.Kind == statebackend.FileShared {
+			sf, ok := u.shared[f.Name]
+			if !ok || sf.Size != f.Size {
+				d, err := digestFile(ctx, path)
+				if err != nil {
+					return nil, 0, err
+				}
+				sf = storage.StateFile{LocalName: f.Name, Object: storage.SharedObject(d), Size: d.Size, CRC32C: d.CRC32C}
+			}
+			// Objects are checked every time: retention may have deleted
+			// an object that no retained checkpoint referenced.
+			if size, err := store.Stat(ctx, sf.Object); err != nil || size != sf.Size {
+				failpoint.Hit("upload-sst")
+				if err := putFile(ctx, store, sf.Object, path); err != nil {
+					return nil, 0, err
+				}
+				uploaded += sf.Size
+			}
+			u.shared[f.Name] = sf
+			out = append(out, sf)
+			continue
+		}
+		obj, err := storage.PrivateObject(id, task.Vertex, task.Subtask, f.Name)
+		if err != nil {
+			return nil, 0, err
+		}
+		d, err := digestFile(ctx, path)
+		if err != nil {
+			return nil, 0, err
+		}
+		if err := putFile(ctx, store, obj, path); err != nil {
+			return nil, 0, err
+		}
+		uploaded += d.Size
+		out = append(out, storage.StateFile{LocalName: f.Name, Object: obj, Size: d.Size, CRC32C: d.CRC32C})
+	}
+	return out, uploaded, nil
+}
+
+func digestFile(ctx context.Context, path string) (storage.Digest, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return storage.Digest{}, err
+	}
+	defer f.Close()
+	return storage.DigestOf(ctx, f)
+}
+
+func putFile(ctx context.Context, store storage.BlobStore, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := store.Put(ctx, name, f); err != nil {
+		return fmt.Errorf("upload %s as %s: %w", filepath.Base(path), name, err)
+	}
+	return nil
+}
+
+// download copies the files of a subtask's state from store into dir,
+// checking each file's size and CRC32C.
+func download(ctx context.Context, store storage.BlobStore, files []storage.StateFile, dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, f := range files {
+		if err := downloadFile(ctx, store, f, filepath.Join(dir, f.LocalName)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func downloadFile(ctx context.Context, store storage.BlobStore, f storage.StateFile, path string) error {
+	r, err := store.Get(ctx, f.Object)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	d, err := storage.DigestOf(ctx, io.TeeReader(r, w))
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("download %s: %w", f.Object, err)
+	}
+	if d.Size != f.Size || d.CRC32C != f.CRC32C {
+		return fmt.Errorf("download %s: %d bytes with CRC32C %08x, the manifest says %d bytes with %08x", f.Object, d.Size, d.CRC32C, f.Size, f.CRC32C)
+	}
+	return nil
+}
+
+// localMatches reports whether dir holds exactly the files listed, with
+// their sizes and CRC32Cs: then it can be restored without downloading.
+func localMatches(ctx context.Context, dir string, files []storage.StateFile) bool {
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != len(files) {
+		return false
+	}
+	for _, f := range files {
+		d, err := digestFile(ctx, filepath.Join(dir, f.LocalName))
+		if err != nil || d.Size != f.Size || d.CRC32C != f.CRC32C {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,226 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/weirstream/weir/engine/checkpoint"
+	"github.com/weirstream/weir/internal/failpoint"
+	"github.com/weirstream/weir/statebackend"
+	"github.com/weirstream/weir/storage"
+)
+
+// newCheckpointer chooses what the run restores and prepares the driver of
+// its checkpoints.
+func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)) (*checkpointer, error) {
+	cc := *cfg.Checkpoint
+	if cc.Store == nil {
+		return nil, errors.New("engine: checkpoints without a store")
+	}
+	if cc.Retain == 0 {
+		cc.Retain = DefaultRetain
+	}
+	if cc.MaxHeldBytes == 0 {
+		cc.MaxHeldBytes = DefaultMaxHeldBytes
+	}
+	c := &checkpointer{
+		cfg:          cc,
+		job:          cfg.Job,
+		maxPar:       cfg.MaxParallelism,
+		store:        cc.Store,
+		restoreStore: cc.Store,
+		log:          cfg.Logger,
+		start:        time.Now(),
+		localRoot:    filepath.Join(cfg.StateDir, "checkpoints"),
+		injects:      map[checkpoint.TaskID]chan uint64{},
+		restoreMap:   map[string][]storage.SubtaskState{},
+		events:       make(chan ckptEvent, 256),
+		done:         make(chan struct{}),
+		finalDone:    make(chan struct{}),
+		fail:         fail,
+		written:      map[uint64]*storage.Manifest{},
+		started:      map[uint64]time.Time{},
+		uploaded:     map[uint64]int64{},
+	}
+	ids, err := storage.ListCheckpoints(ctx, c.store)
+	if err != nil {
+		return nil, fmt.Errorf("engine: list checkpoints: %w", err)
+	}
+	var lastID uint64
+	if len(ids) > 0 {
+		lastID = ids[len(ids)-1]
+	}
+	switch cc.Restore.Mode {
+	case RestoreLatest:
+		d, m, err := storage.FindRestorePoint(ctx, c.store)
+		if err != nil {
+			return nil, fmt.Errorf("engine: restore: %w; to start from empty state anyway, run with --restore none (the damaged checkpoints stay, ids continue after them)", err)
+		}
+		for _, s := range d.Skipped {
+			c.log.Warn("passing over a checkpoint that cannot be restored", "checkpoint", s.ID, "state", s.State.String(), "problems", problems(s.Problems))
+		}
+		c.restored = m
+	case RestoreID:
+		if cc.Restore.From != nil {
+			c.restoreStore = cc.Restore.From
+		}
+		cand, m, err := storage.Inspect(ctx, c.restoreStore, cc.Restore.ID)
+		if err != nil {
+			return nil, fmt.Errorf("engine: restore checkpoint %d: %w", cc.Restore.ID, err)
+		}
+		if cand.State != storage.ManifestOK {
+			return nil, fmt.Errorf("engine: restore checkpoint %d: %s: %s", cc.Restore.ID, cand.State, problems(cand.Problems))
+		}
+		c.restored = m
+	case RestoreNone:
+	}
+	if err := os.MkdirAll(c.localRoot, 0o755); err != nil {
+		return nil, fmt.Errorf("engine: local checkpoint directory: %w", err)
+	}
+	var restoredID uint64
+	if m := c.restored; m != nil {
+		restoredID = m.CheckpointID
+		if err := c.checkRestore(p, m); err != nil {
+			return nil, err
+		}
+		if c.restoreStore == c.store {
+			c.retained = olderManifests(ctx, c.store, ids, m, cc.Retain)
+		}
+		c.log.Info("restoring checkpoint", "checkpoint", m.CheckpointID, "created", time.UnixMilli(m.CreatedUnixMs).UTC().Format(time.RFC3339))
+	}
+	// Local snapshots other than the restored one are of no use.
+	c.removeLocal(func(id uint64) bool { return id != restoredID })
+
+	var tasks, sources []checkpoint.TaskID
+	for _, n := range p.Graph.Nodes {
+		for i := 0; i < p.Parallelism[n.ID]; i++ {
+			t := checkpoint.TaskID{Vertex: n.UID, Subtask: i}
+			tasks = append(tasks, t)
+			if n.impl.source() {
+				sources = append(sources, t)
+				c.injects[t] = make(chan uint64, 16)
+			}
+		}
+	}
+	c.coord, err = checkpoint.New[stateHandle](checkpoint.Config{
+		Policy:   cc.Policy,
+		Tasks:    tasks,
+		Sources:  sources,
+		Restored: checkpoint.ID(restoredID),
+		LastID:   checkpoint.ID(lastID),
+	}, c.now())
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	return c, nil
+}
+
+// checkRestore checks that the checkpoint fits the job: same key groups,
+// every operator with state still there at the same parallelism.
+func (c *checkpointer) checkRestore(p *Plan, m *storage.Manifest) error {
+	if m.MaxParallelism != c.maxPar {
+		return fmt.Errorf("engine: checkpoint %d was taken with max parallelism %d, the job runs with %d; the max parallelism of a job's state cannot change",
+			m.CheckpointID, m.MaxParallelism, c.maxPar)
+	}
+	byUID := map[string]*Node{}
+	for _, n := range p.Graph.Nodes {
+		byUID[n.UID] = n
+	}
+	for _, op := range m.Operators {
+		n, ok := byUID[op.UID]
+		if !ok {
+			if hasState(op) {
+				return fmt.Errorf("engine: checkpoint %d holds state of operator %q, which the job does not have (operators are matched by UID)", m.CheckpointID, op.UID)
+			}
+			continue
+		}
+		if len(op.Subtasks) != p.Parallelism[n.ID] {
+			if hasState(op) {
+				return fmt.Errorf("engine: checkpoint %d holds operator %q at parallelism %d; the job runs it at %d, and rescaling is not supported yet",
+					m.CheckpointID, op.UID, len(op.Subtasks), p.Parallelism[n.ID])
+			}
+			continue
+		}
+		c.restoreMap[op.UID] = op.Subtasks
+	}
+	return nil
+}
+
+func hasState(op storage.OperatorState) bool {
+	for _, st := range op.Subtasks {
+		if len(st.Files) > 0 || len(st.SourcePosition) > 0 || len(st.PendingCommit) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// olderManifests returns the manifests to retain at start: the restored one
+// and the valid ones before it, up to n, oldest first.
+func olderManifests(ctx context.Context, store storage.BlobStore, ids []uint64, restored *storage.Manifest, n int) []*storage.Manifest {
+	out := []*storage.Manifest{restored}
+	for i := len(ids) - 1; i >= 0 && len(out) < n; i-- {
+		if ids[i] >= restored.CheckpointID {
+			continue
+		}
+		if m, err := storage.ReadManifest(ctx, store, ids[i]); err == nil {
+			out = append(out, m)
+		}
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out
+}
+
+func problems(ps []storage.Problem) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return strings.Join(s, "; ")
+}
+
+// subtaskState returns what the restored checkpoint holds for one operator
+// subtask, or nil.
+func (c *checkpointer) subtaskState(uid string, subtask int) *storage.SubtaskState {
+	if c == nil {
+		return nil
+	}
+	sts := c.restoreMap[uid]
+	if subtask >= len(sts) {
+		return nil
+	}
+	return &sts[subtask]
+}
+
+// restoreBackend opens the keyed state of an operator subtask from the
+// restored checkpoint into dir: from the local snapshot directory when it
+// matches the checkpoint's files (local recovery), else from storage.
+func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *storage.SubtaskState, dir string, opts statebackend.Options) (*statebackend.Backend, error) {
+	id := c.restored.CheckpointID
+	src := c.localDir(id, oc.UID, oc.Index)
+	local := localMatches(ctx, src, st.Files)
+	var tmp string
+	if !local {
+		tmp = filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
+		if err := download(ctx, c.restoreStore, st.Files, tmp); err != nil {
+			return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
+		}
+		defer os.RemoveAll(tmp)
+		src = tmp
+	}
+	failpoint.Hit("restore")
+	b, err := statebackend.OpenFromCheckpoint(dir, src, opts)
+	if err != nil {
+		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
+	}
+	oc.uploader.prime(st.Files)
+	oc.Logger.Debug("restored keyed state", "checkpoint", id, "local", local, "files", len(st.Files))
+	return b, nil
+}
