@@ -47,6 +47,20 @@ func Logger(l *slog.Logger) JobOption { return func(j *Job) { j.cfg.Logger = l }
 // the sinks finish and Run returns nil.
 func StopWhen(stop <-chan struct{}) JobOption { return func(j *Job) { j.cfg.Stop = stop } }
 
+// CheckpointConfig configures checkpoints: the store, the policy (interval,
+// timeout, ...), retention and what to restore at start.
+type CheckpointConfig = engine.CheckpointConfig
+
+// CheckpointStats describes a completed checkpoint (CheckpointConfig.OnComplete).
+type CheckpointStats = engine.CheckpointStats
+
+// Checkpoints turns on checkpoints and recovery for a job run with Run. A
+// job binary (Main) configures them with --checkpoint-dir and the other
+// --checkpoint-* flags, which override this option.
+func Checkpoints(cfg CheckpointConfig) JobOption {
+	return func(j *Job) { j.cfg.Checkpoint = &cfg }
+}
+
 // NewJob starts an empty job.
 func NewJob(name string, opts ...JobOption) *Job {
 	j := &Job{name: name}

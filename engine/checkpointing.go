@@ -34,6 +34,22 @@ type CheckpointConfig struct {
 	// snapshot is persisted; above it the task waits for the snapshot
 	// before it reads more input. 0 means DefaultMaxHeldBytes.
 	MaxHeldBytes int
+	// OnComplete, if set, is called on the driver goroutine with the
+	// statistics of every completed checkpoint. It must return quickly.
+	OnComplete func(CheckpointStats)
+}
+
+// CheckpointStats describes a completed checkpoint.
+type CheckpointStats struct {
+	ID       uint64
+	Kind     checkpoint.Kind
+	Duration time.Duration // from trigger to manifest written
+	// SyncMax is the longest synchronous part of any operator subtask: the
+	// time a barrier was held while the subtask froze its state.
+	SyncMax  time.Duration
+	Uploaded int64 // bytes uploaded for this checkpoint
+	Size     int64 // bytes of all the files it references
+	Files    int
 }
 
 // Checkpoint defaults.
@@ -72,7 +88,8 @@ type stateHandle struct {
 	Descriptors []storage.StateDescriptor
 	Position    []byte
 	Pending     []byte
-	Uploaded    int64 // bytes uploaded for this checkpoint
+	Uploaded    int64         // bytes uploaded for this checkpoint
+	Sync        time.Duration // the synchronous part
 }
 
 type eventKind uint8
@@ -126,6 +143,7 @@ type checkpointer struct {
 	written  map[uint64]*storage.Manifest
 	started  map[uint64]time.Time
 	uploaded map[uint64]int64
+	syncMax  map[uint64]time.Duration
 	lastFail string // the last abort, for FailJob's error
 }
 
@@ -175,6 +193,7 @@ func (c *checkpointer) handle(ctx context.Context, ev ckptEvent) {
 		out, acts := c.coord.Ack(now, ev.task, checkpoint.ID(ev.id), ev.h)
 		if out == checkpoint.OK {
 			c.uploaded[ev.id] += ev.h.Uploaded
+			c.syncMax[ev.id] = max(c.syncMax[ev.id], ev.h.Sync)
 		}
 		c.apply(ctx, acts)
 	case evDecline:
@@ -229,10 +248,26 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			}()
 		case checkpoint.NotifyComplete:
 			id := uint64(a.ID)
+			st := CheckpointStats{ID: id, Kind: a.Kind, Duration: time.Since(c.started[id]), SyncMax: c.syncMax[id], Uploaded: c.uploaded[id]}
+			if m := c.written[id]; m != nil {
+				for _, op := range m.Operators {
+					for _, sub := range op.Subtasks {
+						for _, f := range sub.Files {
+							st.Size += f.Size
+							st.Files++
+						}
+					}
+				}
+			}
 			c.log.Info("checkpoint complete", "checkpoint", id, "kind", a.Kind.String(),
-				"duration", time.Since(c.started[id]).Round(time.Millisecond), "uploaded_bytes", c.uploaded[id])
+				"duration", st.Duration.Round(time.Millisecond), "sync_max", st.SyncMax,
+				"uploaded_bytes", st.Uploaded, "size_bytes", st.Size, "files", st.Files)
+			if c.cfg.OnComplete != nil {
+				c.cfg.OnComplete(st)
+			}
 			delete(c.started, id)
 			delete(c.uploaded, id)
+			delete(c.syncMax, id)
 			delete(c.written, id)
 			for _, t := range c.tasks {
 				t.notifyComplete(id)
@@ -247,6 +282,8 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.lastFail = fmt.Sprintf("checkpoint %d: %s: %s", id, a.Reason, a.Detail)
 			delete(c.started, id)
 			delete(c.uploaded, id)
+			delete(c.syncMax, id)
+			delete(c.written, id)
 			c.removeLocal(func(other uint64) bool { return other == id })
 		case checkpoint.RequestRejected:
 			c.log.Warn("checkpoint request rejected", "kind", a.Kind.String(), "reason", a.Reason.String())
@@ -455,6 +492,7 @@ func (tc *taskCkpt) sourcePosition(sp SourcePosition) {
 // Operators with neither ack at once. Task goroutine.
 func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
 	task := checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}
+	start := time.Now()
 	var h stateHandle
 	if oc.preCommit != nil {
 		p, err := oc.preCommit(id)
@@ -466,6 +504,7 @@ func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
 	}
 	b := oc.backend
 	if b == nil {
+		h.Sync = time.Since(start)
 		tc.c.ack(task, id, h)
 		return nil
 	}
@@ -488,6 +527,7 @@ func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
 			Name: si.Name, Kind: si.Kind.String(), KeyCodec: si.KeyFingerprint, ValueCodec: si.ValueFingerprint,
 		})
 	}
+	h.Sync = time.Since(start)
 	up := oc.uploader
 	ctx := oc.ctx
 	tc.c.wg.Add(1)

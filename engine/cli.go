@@ -273,8 +273,10 @@ func (p *Program) run(args []string) int {
 	if rf.stateDir != "" {
 		cfg.StateDir = rf.stateDir
 	}
-	cfg.Checkpoint = ckpt
-	if ckpt != nil && cfg.StateDir == "" {
+	if ckpt != nil {
+		cfg.Checkpoint = ckpt
+	}
+	if cfg.Checkpoint != nil && cfg.StateDir == "" {
 		// One directory for all attempts, so a restart in this process
 		// restores from its local snapshots.
 		dir, err := os.MkdirTemp("", "weir-state-")

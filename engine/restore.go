@@ -46,6 +46,7 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 		written:      map[uint64]*storage.Manifest{},
 		started:      map[uint64]time.Time{},
 		uploaded:     map[uint64]int64{},
+		syncMax:      map[uint64]time.Duration{},
 	}
 	ids, err := storage.ListCheckpoints(ctx, c.store)
 	if err != nil {

@@ -188,8 +188,23 @@ func Open(dir string, opts Options) (*Backend, error) {
 		DisableWAL:                  true,
 		MemTableSize:                opts.MemTableSize,
 		MemTableStopWritesThreshold: 4,
-		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      opts.Logger,
+		// Checkpoints upload only tables that storage lacks, so every table
+		// a compaction rewrites is uploaded again. Every checkpoint flushes
+		// the memtable into a new L0 table that, with keys spread over all
+		// key groups, overlaps the whole key space. With Pebble's defaults
+		// (all data in one level under 64 MB, L0 compacted at 4 tables)
+		// every other checkpoint rewrote and uploaded the entire state; a
+		// small base level keeps most data in a deeper level that is
+		// rewritten piecewise, and compacting L0 at 8 tables halves how often
+		// the base level is rewritten. TestIncrementalCheckpointsUploadOnlyNewTables
+		// (200K keys, 1% changed per checkpoint): 52.6% of full snapshots
+		// uploaded with the defaults, 22% with the small base level, 11.7%
+		// with both.
+		LBaseMaxBytes:         4 << 20,
+		L0CompactionThreshold: 8,
+		L0StopWritesThreshold: 64,
+		FormatMajorVersion:    pebble.FormatNewest,
+		Logger:                opts.Logger,
 		// DefaultMerger concatenates merge operands; list state relies on it.
 		Merger: pebble.DefaultMerger,
 	}
