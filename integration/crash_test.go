@@ -439,3 +439,33 @@ func TestWordcountKillsMatchGolden(t *testing.T) {
 	}
 	rerunAddsNothing(t, out, "wordcount", args...)
 }
+
+// TestInProcessRestart fails a sink commit (a panic, not a kill): the job
+// restarts in-process from its latest checkpoint and ends with every record
+// exactly once. With no restart attempts the same failure exits 1.
+func TestInProcessRestart(t *testing.T) {
+	for _, attempts := range []string{"3", "0"} {
+		t.Run("attempts="+attempts, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "out")
+			args := append(checkpointArgs(filepath.Join(dir, "ckpt"), filepath.Join(dir, "state"), "100ms"),
+				"--keys", "10", "--count", "2000", "--rate", "10000", "--parallelism", "2", "--output", out,
+				"--restart-attempts", attempts, "--restart-delay", "50ms")
+			r := run(t, []string{"WEIR_FAILPOINT=sink-commit@3:panic"}, "sequence", args...)
+			if attempts == "0" {
+				if r.code != 1 || !strings.Contains(r.stderr, "failpoint sink-commit") {
+					t.Fatalf("exit %d, want 1 with the failpoint's panic; stderr:\n%s", r.code, tail(r.stderr))
+				}
+				return
+			}
+			if r.code != 0 {
+				t.Fatalf("exit %d, want 0; stderr:\n%s", r.code, tail(r.stderr))
+			}
+			if !strings.Contains(r.stderr, "restarting from the latest checkpoint") {
+				t.Fatalf("no restart logged; stderr:\n%s", tail(r.stderr))
+			}
+			checkSequenceExactlyOnce(t, out, 10, 2000)
+			noHiddenFiles(t, out)
+		})
+	}
+}

@@ -17,7 +17,10 @@
 //	WEIR_FAILPOINT=upload-sst@2,sink-commit ./job ...
 //
 // kills the job during its second SST upload or its first sink commit,
-// whichever comes first. A malformed value (an empty name, an N that is not
+// whichever comes first. An entry NAME@N:panic panics at the N-th hit
+// instead of killing, so that tests can fail a task without killing the
+// process (the engine turns the panic into a task failure and restarts the
+// job in-process). A malformed value (an empty name, an N that is not
 // an integer >= 1) is reported once on standard error and the whole variable
 // is ignored, so that a typo does not arm some failpoints but not others.
 //
@@ -57,8 +60,9 @@ var (
 )
 
 type point struct {
-	at   int64 // the hit that kills
-	hits atomic.Int64
+	at    int64 // the hit that kills
+	panic bool  // panic instead of killing
+	hits  atomic.Int64
 }
 
 func load() {
@@ -66,7 +70,7 @@ func load() {
 	if v == "" {
 		return
 	}
-	at, err := parse(v)
+	at, panics, err := parse(v)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "weir: ignoring %s=%q: %v\n", EnvVar, v, err)
 		return
@@ -76,40 +80,46 @@ func load() {
 	}
 	points = make(map[string]*point, len(at))
 	for name, n := range at {
-		points[name] = &point{at: n}
+		points[name] = &point{at: n, panic: panics[name]}
 	}
 	enabled = true
 }
 
-// parse parses a WEIR_FAILPOINT value into the hit that kills, per name.
-// Entries are separated by commas; spaces around them and empty entries are
-// ignored. A name listed twice is an error.
-func parse(v string) (map[string]int64, error) {
+// parse parses a WEIR_FAILPOINT value into the hit that fires, per name,
+// and the names that panic rather than kill. Entries are separated by
+// commas; spaces around them and empty entries are ignored. A name listed
+// twice is an error.
+func parse(v string) (map[string]int64, map[string]bool, error) {
 	at := map[string]int64{}
+	panics := map[string]bool{}
 	for _, entry := range strings.Split(v, ",") {
 		entry = strings.TrimSpace(entry)
 		if entry == "" {
 			continue
 		}
+		if e, ok := strings.CutSuffix(entry, ":panic"); ok {
+			entry = e
+			panics[strings.TrimSpace(strings.Split(e, "@")[0])] = true
+		}
 		name, nstr, hasN := strings.Cut(entry, "@")
 		name = strings.TrimSpace(name)
 		if name == "" {
-			return nil, fmt.Errorf("entry %q: empty failpoint name", entry)
+			return nil, nil, fmt.Errorf("entry %q: empty failpoint name", entry)
 		}
 		n := int64(1)
 		if hasN {
 			var err error
 			n, err = strconv.ParseInt(strings.TrimSpace(nstr), 10, 64)
 			if err != nil || n < 1 {
-				return nil, fmt.Errorf("entry %q: hit count %q is not an integer >= 1", entry, nstr)
+				return nil, nil, fmt.Errorf("entry %q: hit count %q is not an integer >= 1", entry, nstr)
 			}
 		}
 		if _, dup := at[name]; dup {
-			return nil, fmt.Errorf("failpoint %q listed twice", name)
+			return nil, nil, fmt.Errorf("failpoint %q listed twice", name)
 		}
 		at[name] = n
 	}
-	return at, nil
+	return at, panics, nil
 }
 
 // Enabled reports whether WEIR_FAILPOINT arms at least one failpoint.
@@ -131,6 +141,9 @@ func Hit(name string) {
 		return
 	}
 	if n := p.hits.Add(1); n == p.at {
+		if p.panic {
+			panic(fmt.Sprintf("failpoint %s hit (%d)", name, n))
+		}
 		kill(name, n)
 	}
 }

@@ -26,6 +26,7 @@ func TestParse(t *testing.T) {
 		{"upload-sst@2,sink-commit", map[string]int64{"upload-sst": 2, "sink-commit": 1}, ""},
 		{" after-manifest @ 3 , restore ,", map[string]int64{"after-manifest": 3, "restore": 1}, ""},
 		{",,restore,,", map[string]int64{"restore": 1}, ""},
+		{"sink-commit@2:panic", map[string]int64{"sink-commit": 2}, ""},
 		{"a@10000000000", map[string]int64{"a": 10000000000}, ""},
 		{"a@0", nil, `hit count "0"`},
 		{"a@-1", nil, `hit count "-1"`},
@@ -39,7 +40,7 @@ func TestParse(t *testing.T) {
 		{"a,a@2", nil, `"a" listed twice`},
 	}
 	for _, c := range cases {
-		got, err := parse(c.in)
+		got, _, err := parse(c.in)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Errorf("parse(%q): error %v, want one containing %q", c.in, err, c.err)
@@ -163,5 +164,15 @@ func TestMalformedIgnored(t *testing.T) {
 	}
 	if n := strings.Count(stderr.String(), "weir: ignoring WEIR_FAILPOINT"); n != 1 {
 		t.Fatalf("malformed WEIR_FAILPOINT reported %d times, want once:\n%s", n, &stderr)
+	}
+}
+
+func TestParsePanic(t *testing.T) {
+	_, panics, err := parse("a@2:panic, b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !panics["a"] || panics["b"] || len(panics) != 1 {
+		t.Fatalf("panics = %v, want only a", panics)
 	}
 }
