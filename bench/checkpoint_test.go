@@ -212,9 +212,9 @@ func (u *updates) Restore(ctx context.Context, info weir.SubtaskInfo, _ []byte) 
 }
 
 type updateReader struct {
-	u     *updates
-	rng   *rand.Rand
-	next  int64
+	u      *updates
+	rng    *rand.Rand
+	next   int64
 	until  time.Time
 	values []string
 }
@@ -246,4 +246,4 @@ func (r *updateReader) Read(ctx context.Context, buf []update) ([]update, error)
 }
 
 func (r *updateReader) Position() ([]byte, error) { return []byte(fmt.Sprint(r.next)), nil }
-func (r *updateReader) Close() error               { return nil }
+func (r *updateReader) Close() error              { return nil }
