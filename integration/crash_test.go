@@ -469,3 +469,31 @@ func TestInProcessRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestSIGTERMTakesFinalCheckpoint stops a running job with SIGTERM: it takes
+// a final checkpoint, commits and exits 0; the next run resumes there and
+// the output is exactly once.
+func TestSIGTERMTakesFinalCheckpoint(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	args := append(checkpointArgs(filepath.Join(dir, "ckpt"), filepath.Join(dir, "state"), "10s"),
+		"--keys", "10", "--count", "3000", "--rate", "10000", "--parallelism", "2", "--output", out)
+	p := startJob(t, nil, "sequence", args...)
+	time.Sleep(time.Second)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ws := p.wait(t)
+	if !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("after SIGTERM: %s, want exit 0; stderr:\n%s", describe(ws), tail(p.stderr.String()))
+	}
+	if !strings.Contains(p.stderr.String(), "kind=final") {
+		t.Fatalf("no final checkpoint after SIGTERM; stderr:\n%s", tail(p.stderr.String()))
+	}
+	lost, dup, bad := sequenceLoss(t, out, 10, 3000)
+	if dup != 0 || bad != 0 || lost == 0 || lost == 10*3000 {
+		t.Fatalf("after SIGTERM at 1 s of 3 s: lost %d, dup %d, bad %d; want a committed prefix", lost, dup, bad)
+	}
+	runToEnd(t, "sequence", args...)
+	checkSequenceExactlyOnce(t, out, 10, 3000)
+}

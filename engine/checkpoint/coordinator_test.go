@@ -15,7 +15,7 @@ import (
 // the event has one, then the actions, one per line. Every step is also
 // checked against the invariants of TestRandomInvariants.
 //
-//	init interval= min-pause= max-concurrent= timeout= tolerable= max-queued= tasks=a/0,b/0 sources=a/0 restored=
+//	init interval= min-pause= max-concurrent= timeout= tolerable= max-queued= tasks=a/0,b/0 sources=a/0 restored= last-id=
 //	tick t=
 //	request t= kind=manual|savepoint
 //	ack t= task= cp= [handle=]
@@ -94,6 +94,7 @@ func TestCoordinator(t *testing.T) {
 					Tasks:    taskList("tasks"),
 					Sources:  taskList("sources"),
 					Restored: ID(num("restored")),
+					LastID:   ID(num("last-id")),
 				}
 				var err error
 				if c, err = New[string](cfg, now); err != nil {
