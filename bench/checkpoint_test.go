@@ -26,15 +26,24 @@ import (
 //
 //	go test -run '^$' -bench KeyedCountCheckpoints -benchtime 10000000x -count 5 ./bench/ | tee /tmp/ck.txt
 //	benchstat -col /checkpoints /tmp/ck.txt
+//
+// WEIR_BENCH_KEYS sets the number of distinct keys (default 1M, whose
+// state fits the write-back cache).
 func BenchmarkKeyedCountCheckpoints(b *testing.B) {
-	const keys = 1_000_000
+	keys := 1_000_000
+	if s := os.Getenv("WEIR_BENCH_KEYS"); s != "" {
+		var err error
+		if keys, err = strconv.Atoi(s); err != nil || keys < 1 {
+			b.Fatalf("WEIR_BENCH_KEYS=%q: want a positive number", s)
+		}
+	}
 	for _, every := range []time.Duration{0, time.Second} {
 		name := "off"
 		if every > 0 {
 			name = every.String()
 		}
 		b.Run("checkpoints="+name, func(b *testing.B) {
-			count := int64(b.N)/keys + 1
+			count := int64(b.N/keys) + 1
 			records := int(count) * keys
 			if b.N < keys {
 				count, records = 1, b.N

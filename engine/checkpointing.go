@@ -647,23 +647,6 @@ func putFile(ctx context.Context, store storage.BlobStore, name, path string) er
 	return nil
 }
 
-// download copies the files of a subtask's state from store into dir,
-// checking each file's size and CRC32C.
-func download(ctx context.Context, store storage.BlobStore, files []storage.StateFile, dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, f := range files {
-		if err := downloadFile(ctx, store, f, filepath.Join(dir, f.LocalName)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func downloadFile(ctx context.Context, store storage.BlobStore, f storage.StateFile, path string) error {
 	r, err := store.Get(ctx, f.Object)
 	if err != nil {

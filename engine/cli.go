@@ -81,7 +81,7 @@ func Main(args []string, p Program) int {
 	}
 	switch cmd {
 	case "version":
-		fmt.Fprintf(p.Stdout, "%s: weir %s, checkpoint manifest version %d\n", p.Name, Version(), storage.ManifestVersion)
+		fmt.Fprintf(p.Stdout, "%s: weir %s, checkpoint format %d\n", p.Name, Version(), storage.ManifestVersion)
 		return ExitOK
 	case "help":
 		fs, _ := p.flagSet()

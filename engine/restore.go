@@ -94,8 +94,8 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 		}
 		c.log.Info("restoring checkpoint", "checkpoint", m.CheckpointID, "created", time.UnixMilli(m.CreatedUnixMs).UTC().Format(time.RFC3339))
 	}
-	// Local snapshots other than the restored one are of no use.
-	c.removeLocal(func(id uint64) bool { return id != restoredID })
+	// Local snapshots stay until this run completes a checkpoint: the
+	// restore may link files from any of them.
 
 	var tasks, sources []checkpoint.TaskID
 	for _, n := range p.Graph.Nodes {
@@ -201,20 +201,21 @@ func (c *checkpointer) subtaskState(uid string, subtask int) *storage.SubtaskSta
 }
 
 // restoreBackend opens the keyed state of an operator subtask from the
-// restored checkpoint into dir: from the local snapshot directory when it
-// matches the checkpoint's files (local recovery), else from storage.
+// restored checkpoint into dir. The checkpoint's files are taken from local
+// snapshot directories where a file with the same name, size and CRC32C
+// is there (local recovery: after a restart on the same machine usually
+// all of them), else downloaded from storage.
 func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *storage.SubtaskState, dir string, opts statebackend.Options) (*statebackend.Backend, error) {
 	id := c.restored.CheckpointID
 	src := c.localDir(id, oc.UID, oc.Index)
-	local := localMatches(ctx, src, st.Files)
-	var tmp string
-	if !local {
-		tmp = filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
-		if err := download(ctx, c.restoreStore, st.Files, tmp); err != nil {
+	linked, downloaded := len(st.Files), 0
+	if !localMatches(ctx, src, st.Files) {
+		src = filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
+		var err error
+		if linked, downloaded, err = c.assemble(ctx, oc, st.Files, src); err != nil {
 			return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 		}
-		defer os.RemoveAll(tmp)
-		src = tmp
+		defer os.RemoveAll(src)
 	}
 	failpoint.Hit("restore")
 	b, err := statebackend.OpenFromCheckpoint(dir, src, opts)
@@ -222,6 +223,58 @@ func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *st
 		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}
 	oc.uploader.prime(st.Files)
-	oc.Logger.Debug("restored keyed state", "checkpoint", id, "local", local, "files", len(st.Files))
+	oc.Logger.Debug("restored keyed state", "checkpoint", id, "files", len(st.Files), "local", linked, "downloaded", downloaded)
 	return b, nil
+}
+
+// assemble makes dir hold the files listed: hard links to local snapshot
+// files of this subtask with the same name, size and CRC32C, downloads for
+// the others.
+func (c *checkpointer) assemble(ctx context.Context, oc *OpContext, files []storage.StateFile, dir string) (linked, downloaded int, err error) {
+	if err := os.RemoveAll(dir); err != nil {
+		return 0, 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, 0, err
+	}
+	var locals []string
+	if entries, err := os.ReadDir(c.localRoot); err == nil {
+		for _, e := range entries {
+			if _, ok := storage.ParseCheckpointDir(e.Name()); ok {
+				locals = append(locals, filepath.Join(c.localRoot, e.Name(), safeName(oc.UID), fmt.Sprint(oc.Index)))
+			}
+		}
+	}
+	for _, f := range files {
+		dst := filepath.Join(dir, f.LocalName)
+		if local := findLocal(ctx, locals, f); local != "" && os.Link(local, dst) == nil {
+			linked++
+			continue
+		}
+		if err := downloadFile(ctx, c.restoreStore, f, dst); err != nil {
+			return linked, downloaded, err
+		}
+		downloaded++
+	}
+	return linked, downloaded, nil
+}
+
+// findLocal returns a file in one of dirs with f's name, size and CRC32C.
+func findLocal(ctx context.Context, dirs []string, f storage.StateFile) string {
+	for _, d := range dirs {
+		path := filepath.Join(d, f.LocalName)
+		if fi, err := os.Stat(path); err != nil || fi.Size() != f.Size {
+			continue
+		}
+		file, err := os.Open(path)
+		if err != nil {
+			continue
+		}
+		size, crc, err := crcOf(ctx, file)
+		file.Close()
+		if err == nil && size == f.Size && crc == f.CRC32C {
+			return path
+		}
+	}
+	return ""
 }

@@ -206,13 +206,18 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		mu.Unlock()
 		cancel(err)
 	}
-	var ck *checkpointer
+	var (
+		ck          *checkpointer
+		startDriver = func() {}
+	)
 	if cfg.Checkpoint != nil {
 		if ck, err = newCheckpointer(ctx, p, &cfg, fail); err != nil {
 			return err
 		}
 		driverCtx, stopDriver := context.WithCancel(ctx)
-		go ck.drive(driverCtx)
+		// The driver starts once every task is registered (below); tasks
+		// that report earlier wait on its buffered channel.
+		startDriver = func() { go ck.drive(driverCtx) }
 		defer func() {
 			// Stop the driver first: snapshot goroutines then find it
 			// gone instead of blocking on it.
@@ -251,6 +256,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 			}()
 		}
 	}
+	startDriver()
 	wg.Wait()
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = context.Cause(ctx)

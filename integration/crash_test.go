@@ -246,26 +246,28 @@ func TestSequenceKillLoop(t *testing.T) {
 		count = 3000
 		kills = 20
 	)
-	// At 3000 records/s the job needs 20s of work: 20 kills at 300-1500ms
-	// (about 0.9s each, minus start-up and the work since the last
-	// checkpoint) land before it ends, and the last run finishes it.
+	// At 2500 records/s the job needs 24s of work: 20 kills at 300-1200ms
+	// (at most 24s, minus start-up and the work since the last checkpoint)
+	// all land before it ends, and the last run finishes it.
 	rng := rand.New(rand.NewPCG(crashSeed(t), 0))
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	args := append([]string{
-		"--keys", strconv.Itoa(keys), "--count", strconv.Itoa(count), "--rate", "3000",
+		"--keys", strconv.Itoa(keys), "--count", strconv.Itoa(count), "--rate", "2500",
 		"--parallelism", "2", "--output", out, "--checkpoint-retain", "2",
 	}, checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "100ms")...)
 
 	killed, finished := 0, false
 	for killed < kills && !finished {
-		d := time.Duration(300+rng.IntN(1201)) * time.Millisecond
+		d := time.Duration(300+rng.IntN(901)) * time.Millisecond
 		if killAfter(t, d, nil, "sequence", args...) {
 			killed++
 		} else {
 			finished = true
-			t.Logf("the job finished by itself after %d kills", killed)
 		}
+	}
+	if killed < kills {
+		t.Fatalf("the job finished after %d kills, want %d: too little work for the kill times", killed, kills)
 	}
 	if !finished {
 		runToEnd(t, "sequence", args...)
