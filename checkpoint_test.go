@@ -76,10 +76,15 @@ func exactlyOnce(t *testing.T, out string, keys int, count int64) {
 // TestRestoreAfterCancel cancels a job once it completed some checkpoints
 // (nothing after the last one is committed), then runs it again: from the
 // local snapshot when the state directory is the same, from storage when it
-// is not. The output is exactly once either way.
+// is not. The output is exactly once either way, also when the bound on
+// held writes makes every task wait for its snapshot.
 func TestRestoreAfterCancel(t *testing.T) {
-	for _, sameStateDir := range []bool{true, false} {
-		t.Run(fmt.Sprint("same state dir=", sameStateDir), func(t *testing.T) {
+	for _, tc := range []struct {
+		sameStateDir bool
+		maxHeld      int
+	}{{true, 0}, {false, 0}, {true, 1}} {
+		sameStateDir := tc.sameStateDir
+		t.Run(fmt.Sprintf("same state dir=%v max held bytes=%d", sameStateDir, tc.maxHeld), func(t *testing.T) {
 			const keys, count = 8, 2000
 			dir := t.TempDir()
 			out := filepath.Join(dir, "out")
@@ -89,6 +94,9 @@ func TestRestoreAfterCancel(t *testing.T) {
 			cc := weir.CheckpointConfig{
 				Store:  store,
 				Policy: checkpoint.Policy{Interval: 50 * time.Millisecond},
+				// 1 byte: every task waits for its snapshot to persist
+				// before it processes more input.
+				MaxHeldBytes: tc.maxHeld,
 				OnComplete: func(st weir.CheckpointStats) {
 					mu.Lock()
 					completed = append(completed, st.ID)
