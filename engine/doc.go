@@ -23,9 +23,12 @@
 //   - the first error or panic cancels every task and is returned, naming
 //     the operator and subtask.
 //
-// Later steps add the checkpoint coordinator (engine/checkpoint) and barrier
-// alignment in the Gate; the seams for them are the Output interface (what a
-// task emits) and the Gate (what a task reads): both carry batches and
-// control events in order, and neither knows whether its peer is a goroutine
-// or another process.
+// With Config.Checkpoint, a driver goroutine runs the checkpoint coordinator
+// (engine/checkpoint): sources inject barriers between batches, every Gate
+// aligns them (barrier), each operator takes its part of the checkpoint as a
+// barrier passes it (checkpointing.go), and a run starts by restoring the
+// newest valid checkpoint (restore.go). See docs/architecture.md,
+// "Checkpoints". The Output interface (what a task emits) and the Gate (what
+// a task reads) carry batches and control events in order; neither knows
+// whether its peer is a goroutine or another process.
 package engine
