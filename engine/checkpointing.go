@@ -286,6 +286,12 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			delete(c.syncMax, id)
 			delete(c.written, id)
 			c.removeLocal(func(other uint64) bool { return other == id })
+			if !a.Reason.PreFlight() {
+				// Gates still aligning it release their held inputs.
+				for _, t := range c.tasks {
+					t.notifyAbort(id)
+				}
+			}
 		case checkpoint.RequestRejected:
 			c.log.Warn("checkpoint request rejected", "kind", a.Kind.String(), "reason", a.Reason.String())
 		case checkpoint.FailJob:
@@ -385,8 +391,10 @@ type taskCkpt struct {
 
 	mu       sync.Mutex
 	complete uint64 // newest completed checkpoint notified
+	aborted  uint64 // newest checkpoint the coordinator aborted
 
 	// Task goroutine only.
+	abortSeen  uint64
 	committed  uint64
 	committers []func(uint64) error
 	snaps      []*inflight
@@ -412,6 +420,29 @@ func (tc *taskCkpt) notifyComplete(id uint64) {
 	}
 	tc.mu.Unlock()
 	tc.signal()
+}
+
+// notifyAbort runs on the driver: the task's gate stops aligning id (and
+// older checkpoints) and releases the inputs it holds back.
+func (tc *taskCkpt) notifyAbort(id uint64) {
+	tc.mu.Lock()
+	if id > tc.aborted {
+		tc.aborted = id
+	}
+	tc.mu.Unlock()
+	tc.signal()
+}
+
+// takeAbort returns the newest aborted checkpoint not taken yet. Task
+// goroutine.
+func (tc *taskCkpt) takeAbort() (uint64, bool) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.aborted <= tc.abortSeen {
+		return 0, false
+	}
+	tc.abortSeen = tc.aborted
+	return tc.aborted, true
 }
 
 // service releases persisted snapshots and commits completed checkpoints.

@@ -103,7 +103,7 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 		select {
 		case env = <-g.inbox:
 		case <-wake:
-			if err := t.ck.service(); err != nil {
+			if done, err := g.service(t, head); err != nil || done {
 				return err
 			}
 			continue
@@ -114,7 +114,7 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 			select {
 			case env = <-g.inbox:
 			case <-wake:
-				if err := t.ck.service(); err != nil {
+				if done, err := g.service(t, head); err != nil || done {
 					return err
 				}
 				continue
@@ -140,6 +140,23 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 			}
 		}
 	}
+}
+
+// service does the task's checkpoint chores (releases, commits) and
+// carries out the coordinator's aborts: an aborted alignment releases the
+// inputs it held back.
+func (g *Gate[T]) service(t *task, head Output[T]) (done bool, err error) {
+	if err := t.ck.service(); err != nil {
+		return false, err
+	}
+	id, ok := t.ck.takeAbort()
+	if !ok {
+		return false, nil
+	}
+	if done, err := g.perform(g.aligner.Abort(id), t, head); err != nil || done {
+		return done, err
+	}
+	return g.drain(t, head)
 }
 
 // drain processes what was stashed from senders that are no longer held
@@ -199,7 +216,7 @@ func (g *Gate[T]) process(env Envelope[T], t *task, head Output[T]) (done bool, 
 // perform carries out an aligner decision. Releasing held-back senders
 // needs nothing here: drain processes their stash once they are unblocked.
 func (g *Gate[T]) perform(d barrier.Decision, t *task, head Output[T]) (done bool, err error) {
-	if d.Has(barrier.AbortAlignment) && t.ck != nil {
+	if d.Has(barrier.AbortAlignment) && t.ck != nil && d.Reason != barrier.CoordinatorAbort {
 		t.ck.c.decline(t.ck.head, d.Aborted, fmt.Errorf("alignment abandoned: %s", d.Reason))
 	}
 	if d.Has(barrier.ForwardCancel) {
