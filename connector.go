@@ -52,7 +52,9 @@ type SinkWriter[T any] interface {
 	// Finish is called once when all input has been consumed, before
 	// Close: the writer makes its output durable and visible (for example it
 	// renames in-progress files to their committed names). It is not called
-	// when the job fails or is cancelled.
+	// when the job fails or is cancelled. With checkpoints, a
+	// CommittingWriter has committed everything through Commit of the job's
+	// final checkpoint by then, so its Finish has nothing left to do.
 	Finish() error
 	// Close releases the writer's resources. It is called exactly once,
 	// after Finish on a clean end, or alone when the job fails or is
