@@ -77,3 +77,5 @@ func TestCoordinatorAbortReleasesAlignment(t *testing.T) {
 		t.Fatalf("records stopped at %d while the stuck source held an alignment: aborts did not release the gate", after)
 	}
 }
+
+func (s *stuckReader) Position() ([]byte, error) { return nil, nil }

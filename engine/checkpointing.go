@@ -227,14 +227,20 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 		case checkpoint.InjectBarrier:
 			id := uint64(a.ID)
 			c.started[id] = time.Now()
+			var full []checkpoint.TaskID
 			for task, ch := range c.injects {
 				select {
 				case ch <- id:
 				default:
-					// The source has not taken the earlier barriers yet:
-					// decline rather than block the driver.
-					go c.decline(task, id, errors.New("source has too many barriers queued"))
+					full = append(full, task)
 				}
+			}
+			for _, task := range full {
+				// The source has not taken the earlier barriers yet:
+				// decline rather than block the driver.
+				c.log.Warn("checkpoint declined", "checkpoint", id, "task", task.String(), "err", "source has too many barriers queued")
+				_, acts := c.coord.Decline(c.now(), task, a.ID, "source has too many barriers queued")
+				c.apply(ctx, acts)
 			}
 		case checkpoint.WriteManifest[stateHandle]:
 			m := c.manifest(a)

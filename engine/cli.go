@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -411,6 +412,18 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 // latest checkpoint after a failure, as the restart flags allow.
 func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, logger *slog.Logger) error {
 	delay := rf.restartDelay
+	var completed atomic.Bool
+	if cfg.Checkpoint != nil {
+		cc := *cfg.Checkpoint
+		user := cc.OnComplete
+		cc.OnComplete = func(st CheckpointStats) {
+			completed.Store(true)
+			if user != nil {
+				user(st)
+			}
+		}
+		cfg.Checkpoint = &cc
+	}
 	for attempt := 1; ; attempt++ {
 		err := Run(ctx, g, cfg)
 		if err == nil || cfg.Checkpoint == nil || ctx.Err() != nil {
@@ -431,9 +444,9 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 		if rf.restartBackoff == "exponential" {
 			delay = min(2*delay, time.Minute)
 		}
-		// Later attempts restore what the failed one checkpointed, if it
-		// completed a checkpoint.
-		if ids, err := storage.ListCheckpoints(ctx, cfg.Checkpoint.Store); err == nil && len(ids) > 0 {
+		// Once an attempt completed a checkpoint, later ones restore the
+		// newest; until then they start as the user asked (--restore).
+		if completed.Load() {
 			cfg.Checkpoint.Restore = Restore{Mode: RestoreLatest}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,11 +57,20 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 	if len(ids) > 0 {
 		lastID = ids[len(ids)-1]
 	}
+	// A process killed while uploading leaves a local snapshot directory
+	// of an id that storage may not show: never reuse it either.
+	if entries, err := os.ReadDir(c.localRoot); err == nil {
+		for _, e := range entries {
+			if id, ok := storage.ParseCheckpointDir(e.Name()); ok {
+				lastID = max(lastID, id)
+			}
+		}
+	}
 	switch cc.Restore.Mode {
 	case RestoreLatest:
 		d, m, err := storage.FindRestorePoint(ctx, c.store)
 		if err != nil {
-			return nil, fmt.Errorf("engine: restore: %w; to start from empty state anyway, run with --restore none (the damaged checkpoints stay, ids continue after them)", err)
+			return nil, fmt.Errorf("engine: restore: %w; to start from empty state anyway, run with --restore none (checkpoint ids continue after the damaged ones)", err)
 		}
 		for _, s := range d.Skipped {
 			c.log.Warn("passing over a checkpoint that cannot be restored", "checkpoint", s.ID, "state", s.State.String(), "problems", problems(s.Problems))
@@ -90,9 +100,15 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 			return nil, err
 		}
 		if c.restoreStore == c.store {
-			c.retained = olderManifests(ctx, c.store, ids, m, cc.Retain)
+			c.retained = retainedAtStart(ctx, c.store, ids, m, cc.Retain)
 		}
 		c.log.Info("restoring checkpoint", "checkpoint", m.CheckpointID, "created", time.UnixMilli(m.CreatedUnixMs).UTC().Format(time.RFC3339))
+	}
+	if c.retained == nil {
+		// A fresh start (--restore none) or a restore from another store
+		// keeps the store's newest checkpoints until newer ones replace
+		// them.
+		c.retained = retainedAtStart(ctx, c.store, ids, nil, cc.Retain)
 	}
 	// Local snapshots stay until this run completes a checkpoint: the
 	// restore may link files from any of them.
@@ -161,21 +177,23 @@ func hasState(op storage.OperatorState) bool {
 	return false
 }
 
-// olderManifests returns the manifests to retain at start: the restored one
-// and the valid ones before it, up to n, oldest first.
-func olderManifests(ctx context.Context, store storage.BlobStore, ids []uint64, restored *storage.Manifest, n int) []*storage.Manifest {
-	out := []*storage.Manifest{restored}
+// retainedAtStart returns the manifests retention keeps at start, oldest
+// first: the restored one (if any) and the newest valid ones before it, up
+// to n.
+func retainedAtStart(ctx context.Context, store storage.BlobStore, ids []uint64, restored *storage.Manifest, n int) []*storage.Manifest {
+	var out []*storage.Manifest
+	if restored != nil {
+		out = append(out, restored)
+	}
 	for i := len(ids) - 1; i >= 0 && len(out) < n; i-- {
-		if ids[i] >= restored.CheckpointID {
+		if restored != nil && ids[i] >= restored.CheckpointID {
 			continue
 		}
 		if m, err := storage.ReadManifest(ctx, store, ids[i]); err == nil {
 			out = append(out, m)
 		}
 	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
+	slices.Reverse(out)
 	return out
 }
 

@@ -233,6 +233,12 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 	if err != nil {
 		return oc.wrap(fmt.Errorf("open: %w", err))
 	}
+	if _, ok := r.(positioned); !ok && t.ck != nil {
+		// Restored without a position it would read its input again:
+		// duplicates, not exactly once.
+		r.Close()
+		return oc.wrap(fmt.Errorf("the source cannot be checkpointed: its reader (%T) has no position (weir.CheckpointedReader); run the job without --checkpoint-dir", r))
+	}
 	oc.OnClose(func() error {
 		if err := r.Close(); err != nil {
 			return fmt.Errorf("close: %w", err)
