@@ -250,6 +250,11 @@ func TestUsageErrors(t *testing.T) {
 		{"bad log format", nil, []string{"--log-format", "xml"}, "--log-format"},
 		{"bad log level from env", []string{"WEIR_LOG_LEVEL=verbose"}, nil, `WEIR_LOG_LEVEL "verbose"`},
 		{"max parallelism too large", nil, []string{"--max-parallelism", "40000"}, "max parallelism 40000"},
+		{"restore without checkpoint dir", nil, []string{"--restore", "none"}, `--restore "none" needs --checkpoint-dir`},
+		{"bad restore", nil, []string{"--checkpoint-dir", os.TempDir(), "--restore", "yesterday"}, `--restore "yesterday"`},
+		{"zero checkpoint interval", nil, []string{"--checkpoint-dir", os.TempDir(), "--checkpoint-interval", "0s"}, "--checkpoint-interval 0s"},
+		{"bad restart backoff", []string{"WEIR_CHECKPOINT_DIR=" + os.TempDir()}, []string{"--restart-backoff", "random"}, `--restart-backoff "random"`},
+		{"zero retain from env", []string{"WEIR_CHECKPOINT_RETAIN=0"}, []string{"--checkpoint-dir", os.TempDir()}, "WEIR_CHECKPOINT_RETAIN 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
