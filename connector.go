@@ -92,6 +92,17 @@ type CommittingWriter interface {
 	Commit(checkpoint uint64) error
 }
 
+// AsyncPreCommitter is a CommittingWriter whose pre-commit has a slow part,
+// such as an fsync, that need not hold the barrier.
+type AsyncPreCommitter interface {
+	// PreCommitAsync is PreCommit in two steps. At barrier n it ends the
+	// records before the barrier and returns their description and
+	// durable; the runtime calls durable on another goroutine and
+	// acknowledges checkpoint n only once it returned nil (an error fails
+	// the job). The writer must not touch what durable makes durable.
+	PreCommitAsync(checkpoint uint64) (pending []byte, durable func() error, err error)
+}
+
 // RecoveringSink is a Sink that completes the commits of a restored
 // checkpoint and cleans up after attempts that never reached one.
 type RecoveringSink interface {

@@ -114,7 +114,14 @@ func To[T any](s Stream[T], name string, sink Sink[T], opts ...OperatorOption) {
 			return nil, err
 		}
 		if cw, ok := w.(CommittingWriter); ok {
-			oc.OnCheckpoint(cw.PreCommit, cw.Commit)
+			pre := func(n uint64) ([]byte, func() error, error) {
+				p, err := cw.PreCommit(n)
+				return p, nil, err
+			}
+			if a, ok := w.(AsyncPreCommitter); ok {
+				pre = a.PreCommitAsync
+			}
+			oc.OnCheckpoint(pre, cw.Commit)
 		}
 		return w, nil
 	}

@@ -531,20 +531,43 @@ func (tc *taskCkpt) sourcePosition(sp SourcePosition) {
 func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
 	task := checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}
 	start := time.Now()
-	var h stateHandle
+	var (
+		h       stateHandle
+		durable func() error
+	)
 	if oc.preCommit != nil {
-		p, err := oc.preCommit(id)
+		p, d, err := oc.preCommit(id)
 		if err != nil {
 			tc.c.decline(task, id, err)
 			return err
 		}
-		h.Pending = p
+		h.Pending, durable = p, d
 	}
 	b := oc.backend
 	if b == nil {
 		h.Sync = time.Since(start)
-		tc.c.ack(task, id, h)
+		if durable == nil {
+			tc.c.ack(task, id, h)
+			return nil
+		}
+		tc.c.wg.Add(1)
+		go func() {
+			defer tc.c.wg.Done()
+			if err := durable(); err != nil {
+				tc.c.decline(task, id, err)
+				tc.c.fail(err)
+				return
+			}
+			tc.c.ack(task, id, h)
+		}()
 		return nil
+	}
+	if durable != nil {
+		// Keyed operators do not pre-commit; keep it simple if one does.
+		if err := durable(); err != nil {
+			tc.c.decline(task, id, err)
+			return err
+		}
 	}
 	if err := tc.waitSnapshot(oc.ctx, b); err != nil {
 		return err

@@ -36,7 +36,7 @@ type OpContext struct {
 	// Checkpoints (nil and zero without them).
 	ckpt      *checkpointer
 	restore   *storage.SubtaskState // this subtask's state in the restored checkpoint
-	preCommit func(uint64) ([]byte, error)
+	preCommit func(uint64) ([]byte, func() error, error)
 	uploader  *uploader
 }
 
@@ -63,20 +63,25 @@ func (oc *OpContext) RestoredPending() []byte {
 
 // OnCheckpoint makes the operator part of every checkpoint: preCommit runs
 // as barrier n passes the operator and returns what the checkpoint stores
-// for it (RestoredPending returns it after a restore); commit runs on the
-// operator's goroutine once checkpoint n (or a later one) is complete. Both
-// see checkpoint ids in increasing order. Without checkpoints it does
-// nothing.
-func (oc *OpContext) OnCheckpoint(preCommit func(checkpoint uint64) ([]byte, error), commit func(checkpoint uint64) error) {
+// for it (RestoredPending returns it after a restore) and, optionally,
+// durable, which runs on another goroutine before the operator acks
+// checkpoint n (its error fails the job); commit runs on the operator's
+// goroutine once checkpoint n (or a later one) is complete. All see
+// checkpoint ids in increasing order. Without checkpoints it does nothing.
+func (oc *OpContext) OnCheckpoint(preCommit func(checkpoint uint64) (pending []byte, durable func() error, err error), commit func(checkpoint uint64) error) {
 	if oc.ckpt == nil {
 		return
 	}
-	oc.preCommit = func(id uint64) (b []byte, err error) {
+	oc.preCommit = func(id uint64) (b []byte, durable func() error, err error) {
 		err = oc.call(func() error {
-			b, err = preCommit(id)
+			b, durable, err = preCommit(id)
 			return err
 		})
-		return b, err
+		if durable != nil {
+			d := durable
+			durable = func() error { return oc.call(d) }
+		}
+		return b, durable, err
 	}
 	oc.task.ck.committers = append(oc.task.ck.committers, func(id uint64) error {
 		return oc.call(func() error { return commit(id) })

@@ -392,36 +392,76 @@ func (w *jsonFilesWriter[T]) endEpoch(next uint64) ([]partFile, error) {
 // (see encodePending). Records written after it go to epoch checkpoint+1.
 // Checkpoints must increase.
 func (w *jsonFilesWriter[T]) PreCommit(checkpoint uint64) ([]byte, error) {
+	pending, durable, err := w.PreCommitAsync(checkpoint)
+	if err != nil {
+		return nil, err
+	}
+	if err := durable(); err != nil {
+		return nil, w.fail(err)
+	}
+	return pending, nil
+}
+
+// PreCommitAsync is PreCommit with the fsyncs off the barrier path: at the
+// barrier it flushes the in-progress file and ends the epoch; durable, run
+// on another goroutine before the checkpoint is acknowledged, fsyncs and
+// closes that file and fsyncs the directory. Files of the epoch that were
+// rotated earlier are durable already.
+func (w *jsonFilesWriter[T]) PreCommitAsync(checkpoint uint64) ([]byte, func() error, error) {
 	if w.err != nil {
-		return nil, w.err
+		return nil, nil, w.err
 	}
 	if w.state == finished || w.closed {
-		return nil, fmt.Errorf("sinks: json files: subtask %d: PreCommit after Finish or Close", w.index)
+		return nil, nil, fmt.Errorf("sinks: json files: subtask %d: PreCommit after Finish or Close", w.index)
 	}
 	if checkpoint < w.epoch {
-		return nil, fmt.Errorf("sinks: json files: subtask %d: PreCommit(%d) after checkpoint %d: checkpoints must increase",
+		return nil, nil, fmt.Errorf("sinks: json files: subtask %d: PreCommit(%d) after checkpoint %d: checkpoints must increase",
 			w.index, checkpoint, w.epoch-1)
 	}
 	if checkpoint == math.MaxUint64 {
-		return nil, fmt.Errorf("sinks: json files: subtask %d: PreCommit(%d): checkpoint id too large", w.index, checkpoint)
+		return nil, nil, fmt.Errorf("sinks: json files: subtask %d: PreCommit(%d): checkpoint id too large", w.index, checkpoint)
 	}
-	files, err := w.endEpoch(checkpoint + 1)
-	if err != nil {
-		return nil, w.fail(fmt.Errorf("pre-commit checkpoint %d: %w", checkpoint, err))
-	}
-	if len(files) > 0 {
-		// The hidden files' directory entries must be durable before the
-		// checkpoint that names them is acknowledged.
-		if err := syncDir(w.dir); err != nil {
-			return nil, w.fail(fmt.Errorf("pre-commit checkpoint %d: %w", checkpoint, err))
+	var (
+		handoff *os.File
+		name    string
+	)
+	if w.f != nil {
+		name = w.path(w.current().name)
+		if err := w.bw.Flush(); err != nil {
+			w.f.Close()
+			w.f = nil
+			return nil, nil, w.fail(fmt.Errorf("pre-commit checkpoint %d: write %s: %w", checkpoint, name, err))
 		}
+		handoff, w.f = w.f, nil
 	}
+	files := w.files
+	w.files, w.nextSeq, w.epoch = nil, 0, checkpoint+1
 	w.preCommitted = append(w.preCommitted, preCommit{checkpoint: checkpoint, files: files})
 	p := pendingCommit{index: w.index, checkpoint: checkpoint}
 	for _, pc := range w.preCommitted {
 		p.files = append(p.files, pc.files...)
 	}
-	return p.encode(), nil
+	dir := w.dir
+	durable := func() error {
+		if handoff != nil {
+			err := handoff.Sync()
+			if cerr := handoff.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("pre-commit checkpoint %d: fsync %s: %w", checkpoint, name, err)
+			}
+		}
+		// The hidden files' directory entries must be durable before the
+		// checkpoint that names them is acknowledged.
+		if len(files) > 0 {
+			if err := syncDir(dir); err != nil {
+				return fmt.Errorf("pre-commit checkpoint %d: %w", checkpoint, err)
+			}
+		}
+		return nil
+	}
+	return p.encode(), durable, nil
 }
 
 // Commit renames the files pre-committed at checkpoint and at every earlier
