@@ -84,17 +84,7 @@ func BenchmarkKeyedCount(b *testing.B) {
 			}
 			nkeys := min(keys, b.N)
 			job := weir.NewJob("keyed", weir.DefaultParallelism(par))
-			seq := weir.From(job, "gen", sources.Sequence(sources.SequenceConfig{Keys: nkeys, Count: count}), weir.Parallelism(1))
-			counted := weir.Process(weir.KeyBy(seq, func(s sources.Seq) int64 { return s.Key }), "count",
-				func(ctx weir.KeyedContext[int64], s sources.Seq, out weir.Emitter[int64]) error {
-					n := weir.Value[int64](ctx, "n")
-					v := n.Get() + 1
-					n.Set(v)
-					out.Emit(v)
-					return nil
-				})
-			d := sinks.Discard[int64]()
-			weir.To(counted, "discard", d)
+			d := keyedCount(job, nkeys, count)
 			b.ReportAllocs()
 			run(b, job, records, min(par+1, runtime.NumCPU()))
 			b.ReportMetric(float64(records)/float64(b.N), "records/op")
@@ -106,6 +96,23 @@ func BenchmarkKeyedCount(b *testing.B) {
 			}
 		})
 	}
+}
+
+// keyedCount adds generator → keyBy → count in keyed state → discard to
+// job: keys keys, count records each.
+func keyedCount(job *weir.Job, keys int, count int64) *sinks.Discarder[int64] {
+	seq := weir.From(job, "gen", sources.Sequence(sources.SequenceConfig{Keys: keys, Count: count}), weir.Parallelism(1))
+	counted := weir.Process(weir.KeyBy(seq, func(s sources.Seq) int64 { return s.Key }), "count",
+		func(ctx weir.KeyedContext[int64], s sources.Seq, out weir.Emitter[int64]) error {
+			n := weir.Value[int64](ctx, "n")
+			v := n.Get() + 1
+			n.Set(v)
+			out.Emit(v)
+			return nil
+		})
+	d := sinks.Discard[int64]()
+	weir.To(counted, "discard", d)
+	return d
 }
 
 // peakRSS is the process's peak resident set size (VmHWM) in bytes, or 0

@@ -16,7 +16,6 @@ import (
 	"github.com/weirstream/weir"
 	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/sinks"
-	"github.com/weirstream/weir/sources"
 	"github.com/weirstream/weir/storage"
 )
 
@@ -63,17 +62,7 @@ func BenchmarkKeyedCountCheckpoints(b *testing.B) {
 				}))
 			}
 			job := weir.NewJob("keyed", opts...)
-			seq := weir.From(job, "gen", sources.Sequence(sources.SequenceConfig{Keys: nkeys, Count: count}), weir.Parallelism(1))
-			counted := weir.Process(weir.KeyBy(seq, func(s sources.Seq) int64 { return s.Key }), "count",
-				func(ctx weir.KeyedContext[int64], s sources.Seq, out weir.Emitter[int64]) error {
-					n := weir.Value[int64](ctx, "n")
-					v := n.Get() + 1
-					n.Set(v)
-					out.Emit(v)
-					return nil
-				})
-			d := sinks.Discard[int64]()
-			weir.To(counted, "discard", d)
+			d := keyedCount(job, nkeys, count)
 			run(b, job, records, 2)
 			if every > 0 {
 				b.ReportMetric(float64(completed.Load()), "checkpoints")

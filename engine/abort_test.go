@@ -70,11 +70,15 @@ func TestCoordinatorAbortReleasesAlignment(t *testing.T) {
 	}()
 	// Held back at the first barrier, the busy source would stop for good;
 	// with aborts it keeps making progress, one timeout at a time.
+	// Wait until a checkpoint timed out (100 ms) while the busy source is
+	// held, then for more records; without aborts they never come.
 	time.Sleep(300 * time.Millisecond)
 	before := n.Load()
-	time.Sleep(500 * time.Millisecond)
-	if after := n.Load(); after <= before {
-		t.Fatalf("records stopped at %d while the stuck source held an alignment: aborts did not release the gate", after)
+	for deadline := time.Now().Add(5 * time.Second); n.Load() <= before; {
+		if time.Now().After(deadline) {
+			t.Fatalf("records stopped at %d while the stuck source held an alignment: aborts did not release the gate", before)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

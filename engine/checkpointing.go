@@ -484,24 +484,20 @@ func (tc *taskCkpt) service() error {
 // throttle waits for in-flight snapshots whose backend holds more than the
 // bound of writes made since its barrier. Task goroutine.
 func (tc *taskCkpt) throttle(ctx context.Context) error {
-	for _, f := range tc.snaps {
-		if f.b.HeldBytes() <= tc.c.cfg.MaxHeldBytes {
-			continue
-		}
-		select {
-		case <-f.s.Done():
-		case <-ctx.Done():
-			return context.Cause(ctx)
-		}
-	}
-	return tc.service()
+	return tc.waitFor(ctx, func(f *inflight) bool { return f.b.HeldBytes() > tc.c.cfg.MaxHeldBytes })
 }
 
 // waitSnapshot waits until backend b has no snapshot in flight. Task
 // goroutine.
 func (tc *taskCkpt) waitSnapshot(ctx context.Context, b *statebackend.Backend) error {
+	return tc.waitFor(ctx, func(f *inflight) bool { return f.b == b })
+}
+
+// waitFor waits until the in-flight snapshots that match are persisted,
+// then releases them. Task goroutine.
+func (tc *taskCkpt) waitFor(ctx context.Context, match func(*inflight) bool) error {
 	for _, f := range tc.snaps {
-		if f.b != b {
+		if !match(f) {
 			continue
 		}
 		select {
