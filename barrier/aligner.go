@@ -93,17 +93,7 @@ func (a *Aligner) Step(input int, ev Event) Decision {
 // live input missing. A barrier of an older, snapshotted, aborted or
 // cancelled checkpoint is ignored.
 func (a *Aligner) Barrier(input int, id uint64) Decision {
-	d := Decision{event: evBarrier, Checkpoint: id, Input: input}
-	switch {
-	case a.ended[input]:
-		d.ignore(InputEnded)
-	case a.late(id):
-		d.ignore(Late)
-	default:
-		a.state = a.state.barrier(a, input, id, &d)
-	}
-	d.Progress = a.Progress()
-	return d
+	return a.fromInput(evBarrier, input, id, func(d *Decision) { a.state = a.state.barrier(a, input, id, d) })
 }
 
 // Cancel feeds a cancel marker for checkpoint id, delivered by input. It
@@ -111,14 +101,20 @@ func (a *Aligner) Barrier(input int, id uint64) Decision {
 // of id and older checkpoints late on every input. The first cancel marker
 // for a checkpoint is forwarded; later ones are ignored.
 func (a *Aligner) Cancel(input int, id uint64) Decision {
-	d := Decision{event: evCancel, Checkpoint: id, Input: input}
+	return a.fromInput(evCancel, input, id, func(d *Decision) { a.state = a.state.cancel(a, id, CancelMarker, d) })
+}
+
+// fromInput feeds an event about checkpoint id from input: ignored when the
+// input ended or id is late, else applied by step.
+func (a *Aligner) fromInput(ev evKind, input int, id uint64, step func(*Decision)) Decision {
+	d := Decision{event: ev, Checkpoint: id, Input: input}
 	switch {
 	case a.ended[input]:
 		d.ignore(InputEnded)
 	case a.late(id):
 		d.ignore(Late)
 	default:
-		a.state = a.state.cancel(a, id, CancelMarker, &d)
+		step(&d)
 	}
 	d.Progress = a.Progress()
 	return d

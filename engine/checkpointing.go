@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -140,12 +138,10 @@ type checkpointer struct {
 	wg        sync.WaitGroup // snapshot and manifest goroutines
 
 	// Driver goroutine only.
-	retained []*storage.Manifest // oldest first
-	written  map[uint64]*storage.Manifest
-	started  map[uint64]time.Time
-	uploaded map[uint64]int64
-	syncMax  map[uint64]time.Duration
-	lastFail string // the last abort, for FailJob's error
+	retained []*storage.Manifest         // oldest first
+	inFlight map[uint64]*CheckpointStats // by id, from trigger to completion or abort
+	started  map[uint64]time.Time        // trigger time of the checkpoints in inFlight
+	lastFail string                      // the last abort, for FailJob's error
 }
 
 func (c *checkpointer) now() time.Duration { return time.Since(c.start) }
@@ -192,9 +188,9 @@ func (c *checkpointer) handle(ctx context.Context, ev ckptEvent) {
 	switch ev.kind {
 	case evAck:
 		out, acts := c.coord.Ack(now, ev.task, checkpoint.ID(ev.id), ev.h)
-		if out == checkpoint.OK {
-			c.uploaded[ev.id] += ev.h.Uploaded
-			c.syncMax[ev.id] = max(c.syncMax[ev.id], ev.h.Sync)
+		if st := c.inFlight[ev.id]; out == checkpoint.OK && st != nil {
+			st.Uploaded += ev.h.Uploaded
+			st.SyncMax = max(st.SyncMax, ev.h.Sync)
 		}
 		c.apply(ctx, acts)
 	case evDecline:
@@ -214,7 +210,16 @@ func (c *checkpointer) handle(ctx context.Context, ev ckptEvent) {
 			c.apply(ctx, acts)
 			return
 		}
-		c.written[ev.id] = ev.m
+		if st := c.inFlight[ev.id]; st != nil {
+			for _, op := range ev.m.Operators {
+				for _, sub := range op.Subtasks {
+					for _, f := range sub.Files {
+						st.Size += f.Size
+						st.Files++
+					}
+				}
+			}
+		}
 		c.retain(ctx, ev.m)
 		_, acts := c.coord.ManifestWritten(now, checkpoint.ID(ev.id))
 		c.apply(ctx, acts)
@@ -226,6 +231,7 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 		switch a := a.(type) {
 		case checkpoint.InjectBarrier:
 			id := uint64(a.ID)
+			c.inFlight[id] = &CheckpointStats{ID: id, Kind: a.Kind}
 			c.started[id] = time.Now()
 			var full []checkpoint.TaskID
 			for task, ch := range c.injects {
@@ -255,27 +261,13 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			}()
 		case checkpoint.NotifyComplete:
 			id := uint64(a.ID)
-			st := CheckpointStats{ID: id, Kind: a.Kind, Duration: time.Since(c.started[id]), SyncMax: c.syncMax[id], Uploaded: c.uploaded[id]}
-			if m := c.written[id]; m != nil {
-				for _, op := range m.Operators {
-					for _, sub := range op.Subtasks {
-						for _, f := range sub.Files {
-							st.Size += f.Size
-							st.Files++
-						}
-					}
-				}
-			}
+			st := c.end(id)
 			c.log.Info("checkpoint complete", "checkpoint", id, "kind", a.Kind.String(),
 				"duration", st.Duration.Round(time.Millisecond), "sync_max", st.SyncMax,
 				"uploaded_bytes", st.Uploaded, "size_bytes", st.Size, "files", st.Files)
 			if c.cfg.OnComplete != nil {
 				c.cfg.OnComplete(st)
 			}
-			delete(c.started, id)
-			delete(c.uploaded, id)
-			delete(c.syncMax, id)
-			delete(c.written, id)
 			for _, t := range c.tasks {
 				t.notifyComplete(id)
 			}
@@ -287,10 +279,7 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			id := uint64(a.ID)
 			c.log.Warn("checkpoint aborted", "checkpoint", id, "kind", a.Kind.String(), "reason", a.Reason.String(), "detail", a.Detail)
 			c.lastFail = fmt.Sprintf("checkpoint %d: %s: %s", id, a.Reason, a.Detail)
-			delete(c.started, id)
-			delete(c.uploaded, id)
-			delete(c.syncMax, id)
-			delete(c.written, id)
+			c.end(id)
 			c.removeLocal(func(other uint64) bool { return other == id })
 			if !a.Reason.PreFlight() {
 				// Gates still aligning it release their held inputs.
@@ -304,6 +293,18 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.fail(fmt.Errorf("engine: %d consecutive checkpoints failed (see --checkpoint-tolerable-failures); the last: %s", a.Failures, c.lastFail))
 		}
 	}
+}
+
+// end forgets checkpoint id and returns its statistics.
+func (c *checkpointer) end(id uint64) CheckpointStats {
+	var st CheckpointStats
+	if p := c.inFlight[id]; p != nil {
+		st = *p
+		st.Duration = time.Since(c.started[id])
+	}
+	delete(c.inFlight, id)
+	delete(c.started, id)
+	return st
 }
 
 // manifest builds the manifest of a checkpoint whose tasks all acked.
@@ -509,17 +510,6 @@ func (tc *taskCkpt) waitFor(ctx context.Context, match func(*inflight) bool) err
 	return tc.service()
 }
 
-// sourcePosition acks (or declines) checkpoint sp.Checkpoint for a source
-// subtask with its position.
-func (tc *taskCkpt) sourcePosition(sp SourcePosition) {
-	task := checkpoint.TaskID{Vertex: sp.Operator, Subtask: sp.Subtask}
-	if sp.Err != nil {
-		tc.c.decline(task, sp.Checkpoint, sp.Err)
-		return
-	}
-	tc.c.ack(task, sp.Checkpoint, stateHandle{Position: sp.Position})
-}
-
 // snapshot takes the synchronous part of checkpoint id for one operator
 // subtask, as barrier id passes it: the sink pre-commits, keyed state is
 // frozen and persisted and uploaded on another goroutine, which acks.
@@ -701,79 +691,4 @@ func putFile(ctx context.Context, store storage.BlobStore, name, path string) er
 		return fmt.Errorf("upload %s as %s: %w", filepath.Base(path), name, err)
 	}
 	return nil
-}
-
-func downloadFile(ctx context.Context, store storage.BlobStore, f storage.StateFile, path string) error {
-	r, err := store.Get(ctx, f.Object)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	w, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	size, crc, err := crcOf(ctx, io.TeeReader(r, w))
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("download %s: %w", f.Object, err)
-	}
-	if size != f.Size || crc != f.CRC32C {
-		return fmt.Errorf("download %s: %d bytes with CRC32C %08x, the manifest says %d bytes with %08x", f.Object, size, crc, f.Size, f.CRC32C)
-	}
-	return nil
-}
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// crcOf returns the size and CRC32C of what r holds. Restores check
-// CRC32C only: it runs at memory speed, SHA-256 (which names shared
-// objects) several times slower.
-func crcOf(ctx context.Context, r io.Reader) (int64, uint32, error) {
-	h := crc32.New(castagnoli)
-	buf := make([]byte, 1<<20)
-	var n int64
-	for {
-		if err := ctx.Err(); err != nil {
-			return n, 0, err
-		}
-		m, err := r.Read(buf)
-		h.Write(buf[:m])
-		n += int64(m)
-		if err == io.EOF {
-			return n, h.Sum32(), nil
-		}
-		if err != nil {
-			return n, 0, err
-		}
-	}
-}
-
-// localMatches reports whether dir holds exactly the files listed, with
-// their sizes and CRC32Cs: then it can be restored without downloading.
-func localMatches(ctx context.Context, dir string, files []storage.StateFile) bool {
-	entries, err := os.ReadDir(dir)
-	if err != nil || len(entries) != len(files) {
-		return false
-	}
-	for _, f := range files {
-		fi, err := os.Stat(filepath.Join(dir, f.LocalName))
-		if err != nil || fi.Size() != f.Size {
-			return false
-		}
-	}
-	for _, f := range files {
-		file, err := os.Open(filepath.Join(dir, f.LocalName))
-		if err != nil {
-			return false
-		}
-		size, crc, err := crcOf(ctx, file)
-		file.Close()
-		if err != nil || size != f.Size || crc != f.CRC32C {
-			return false
-		}
-	}
-	return true
 }

@@ -152,19 +152,11 @@ func TestRetentionAfterRestoreNoneKeepsOlderCheckpoints(t *testing.T) {
 	}
 }
 
-type plainReader struct{ n, limit int }
+// plainReader is a boundedReader without a position.
+type plainReader struct{ r boundedReader }
 
-func (r *plainReader) Read(ctx context.Context, buf []int) ([]int, error) {
-	for len(buf) < cap(buf) && r.n < r.limit {
-		buf = append(buf, r.n)
-		r.n++
-	}
-	if len(buf) == 0 {
-		return buf, io.EOF
-	}
-	return buf, nil
-}
-func (r *plainReader) Close() error { return nil }
+func (p *plainReader) Read(ctx context.Context, buf []int) ([]int, error) { return p.r.Read(ctx, buf) }
+func (p *plainReader) Close() error                                       { return nil }
 
 type countIntsOp struct{ n *int }
 
@@ -177,7 +169,7 @@ func TestSourceWithoutPositionRefused(t *testing.T) {
 	var n int
 	g := &Graph{}
 	src := AddSource(g, "src", func(context.Context, *OpContext) (Reader[int], error) {
-		return &plainReader{limit: 1000}, nil
+		return &plainReader{boundedReader{limit: 1000}}, nil
 	})
 	sink := AddOperator(g, "sink", func(oc *OpContext, next Output[struct{}]) (Output[int], error) {
 		return countIntsOp{&n}, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,10 +45,8 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 		done:         make(chan struct{}),
 		finalDone:    make(chan struct{}),
 		fail:         fail,
-		written:      map[uint64]*storage.Manifest{},
+		inFlight:     map[uint64]*CheckpointStats{},
 		started:      map[uint64]time.Time{},
-		uploaded:     map[uint64]int64{},
-		syncMax:      map[uint64]time.Duration{},
 	}
 	ids, err := storage.ListCheckpoints(ctx, c.store)
 	if err != nil {
@@ -219,21 +218,17 @@ func (c *checkpointer) subtaskState(uid string, subtask int) *storage.SubtaskSta
 }
 
 // restoreBackend opens the keyed state of an operator subtask from the
-// restored checkpoint into dir. The checkpoint's files are taken from local
-// snapshot directories where a file with the same name, size and CRC32C
-// is there (local recovery: after a restart on the same machine usually
-// all of them), else downloaded from storage.
+// restored checkpoint into dir. The checkpoint's files are hard-linked from
+// local snapshot directories of the subtask where a file with the same name,
+// size and CRC32C is there (local recovery: after a restart on the same
+// machine usually all of them), else downloaded from storage.
 func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *storage.SubtaskState, dir string, opts statebackend.Options) (*statebackend.Backend, error) {
 	id := c.restored.CheckpointID
-	src := c.localDir(id, oc.UID, oc.Index)
-	linked, downloaded := len(st.Files), 0
-	if !localMatches(ctx, src, st.Files) {
-		src = filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
-		var err error
-		if linked, downloaded, err = c.assemble(ctx, oc, st.Files, src); err != nil {
-			return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
-		}
-		defer os.RemoveAll(src)
+	src := filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
+	defer os.RemoveAll(src)
+	linked, downloaded, err := c.assemble(ctx, oc, st.Files, src)
+	if err != nil {
+		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}
 	failpoint.Hit("restore")
 	b, err := statebackend.OpenFromCheckpoint(dir, src, opts)
@@ -246,8 +241,8 @@ func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *st
 }
 
 // assemble makes dir hold the files listed: hard links to local snapshot
-// files of this subtask with the same name, size and CRC32C, downloads for
-// the others.
+// files of this subtask (the restored checkpoint's own directory first)
+// with the same name, size and CRC32C, downloads for the others.
 func (c *checkpointer) assemble(ctx context.Context, oc *OpContext, files []storage.StateFile, dir string) (linked, downloaded int, err error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return 0, 0, err
@@ -255,11 +250,14 @@ func (c *checkpointer) assemble(ctx context.Context, oc *OpContext, files []stor
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, 0, err
 	}
-	var locals []string
+	own := c.localDir(c.restored.CheckpointID, oc.UID, oc.Index)
+	locals := []string{own}
 	if entries, err := os.ReadDir(c.localRoot); err == nil {
 		for _, e := range entries {
 			if _, ok := storage.ParseCheckpointDir(e.Name()); ok {
-				locals = append(locals, filepath.Join(c.localRoot, e.Name(), safeName(oc.UID), fmt.Sprint(oc.Index)))
+				if d := filepath.Join(c.localRoot, e.Name(), safeName(oc.UID), fmt.Sprint(oc.Index)); d != own {
+					locals = append(locals, d)
+				}
 			}
 		}
 	}
@@ -288,11 +286,35 @@ func findLocal(ctx context.Context, dirs []string, f storage.StateFile) string {
 		if err != nil {
 			continue
 		}
-		size, crc, err := crcOf(ctx, file)
+		size, crc, err := storage.ChecksumOf(ctx, file)
 		file.Close()
 		if err == nil && size == f.Size && crc == f.CRC32C {
 			return path
 		}
 	}
 	return ""
+}
+
+// downloadFile copies f from store to path, checking its size and CRC32C.
+func downloadFile(ctx context.Context, store storage.BlobStore, f storage.StateFile, path string) error {
+	r, err := store.Get(ctx, f.Object)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	size, crc, err := storage.ChecksumOf(ctx, io.TeeReader(r, w))
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("download %s: %w", f.Object, err)
+	}
+	if size != f.Size || crc != f.CRC32C {
+		return fmt.Errorf("download %s: %d bytes with CRC32C %08x, the manifest says %d bytes with %08x", f.Object, size, crc, f.Size, f.CRC32C)
+	}
+	return nil
 }

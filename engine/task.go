@@ -260,9 +260,6 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		case <-t.stop:
 			return endSource(ctx, t, oc, r, out)
 		case id := <-t.inject:
-			// The position and the barrier are taken in one step between
-			// two batches: the position covers exactly the records before
-			// the barrier.
 			if err := injectBarrier(oc, t, r, out, id); err != nil {
 				return err
 			}
@@ -335,35 +332,23 @@ func endSource[T any](ctx context.Context, t *task, oc *OpContext, r Reader[T], 
 	}
 }
 
-// SourcePosition is where a source subtask was when it injected a barrier.
-type SourcePosition struct {
-	Checkpoint uint64
-	Operator   string // UID
-	Subtask    int
-	Position   []byte // nil when the reader keeps no position
-	Err        error
-}
-
 // positioned is weir.CheckpointedReader.
 type positioned interface {
 	Position() ([]byte, error)
 }
 
+// injectBarrier acks checkpoint id with the source's position and sends
+// barrier id downstream. The reader's position is taken in the same step,
+// between two batches, so it covers exactly the records before the
+// barrier. A position that fails declines id; a cancel marker then flows
+// instead, so that downstream alignment ends.
 func injectBarrier[T any](oc *OpContext, t *task, r Reader[T], out Output[T], id uint64) error {
-	sp := SourcePosition{Checkpoint: id, Operator: oc.UID, Subtask: oc.Index}
-	if p, ok := r.(positioned); ok {
-		sp.Position, sp.Err = p.Position()
-		if sp.Err != nil {
-			sp.Err = oc.wrap(fmt.Errorf("position at checkpoint %d: %w", id, sp.Err))
-		}
-	}
-	if t.ck != nil {
-		t.ck.sourcePosition(sp)
-	}
-	if sp.Err != nil {
-		// The checkpoint is declined through the position report; the
-		// barrier still flows so that downstream alignment ends.
+	task := checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}
+	pos, err := r.(positioned).Position() // checked when the source opened
+	if err != nil {
+		t.ck.c.decline(task, id, oc.wrap(fmt.Errorf("position at checkpoint %d: %w", id, err)))
 		return out.Control(barrier.NewCancel(id))
 	}
+	t.ck.c.ack(task, id, stateHandle{Position: pos})
 	return out.Control(barrier.NewBarrier(id))
 }

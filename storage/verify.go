@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"sort"
 )
@@ -184,9 +183,8 @@ func checksum(ctx context.Context, s BlobStore, name string) (uint32, int64, err
 		return 0, 0, err
 	}
 	defer rc.Close()
-	h := crc32.New(castagnoli)
-	n, err := io.Copy(h, ctxReader{ctx, rc})
-	return h.Sum32(), n, err
+	n, crc, err := ChecksumOf(ctx, rc)
+	return crc, n, err
 }
 
 // Referenced returns the set of objects the manifests need: every file they
