@@ -136,6 +136,7 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 	opts := statebackend.Options{
 		MaxParallelism: oc.MaxParallelism,
 		KeyGroups:      oc.KeyGroups(),
+		Changelog:      oc.Checkpointing(),
 	}
 	var (
 		b   *statebackend.Backend

@@ -78,6 +78,16 @@ type Options struct {
 	// always see buffered writes.
 	CommitEvery int
 
+	// Changelog makes snapshots log the changes since the previous one
+	// instead of writing them through Pebble, materializing only now and
+	// then (see changelog.go). The engine sets it when checkpoints are on.
+	Changelog bool
+	// MaxChangelogBytes: with Changelog, a snapshot materializes once the
+	// logs since the last materialization reach this many bytes (default
+	// DefaultMaxChangelogBytes). Restoring applies up to this much log;
+	// materializing costs about as much as a snapshot without changelog.
+	MaxChangelogBytes int64
+
 	// FS is the file system Pebble uses; nil means the operating system's.
 	// Tests pass vfs.NewMem() or an errorfs wrapper.
 	FS vfs.FS
@@ -153,6 +163,22 @@ type Backend struct {
 	holding    bool
 	testNoHold bool
 
+	// cl is the changelog state (Options.Changelog).
+	cl struct {
+		on       bool
+		maxBytes int64
+		dir      string   // STATE_DIR/weir-changelog
+		base     string   // files of the last materialization ("" none)
+		baseID   uint64   // its checkpoint
+		chain    []logRef // logs since the base, oldest first
+		bytes    int64    // size of chain
+		w        *logWriter
+		seq      int
+		// needBase: the next snapshot materializes (no base yet, a
+		// snapshot failed, or restored state is not in the base).
+		needBase bool
+	}
+
 	// key holds [key group][state id][uvarint len(key)][key] for the
 	// current key; accessors patch the state id in place. keyLen is the
 	// length of that prefix; map state appends the map key after it.
@@ -226,7 +252,18 @@ func Open(dir string, opts Options) (*Backend, error) {
 		if size == 0 {
 			size = DefaultValueCacheSize
 		}
-		b.vcache = newValueCache(size)
+		b.vcache = newValueCache(size, opts.Changelog)
+	}
+	if opts.Changelog {
+		b.cl.on, b.cl.maxBytes, b.cl.needBase = true, opts.MaxChangelogBytes, true
+		if b.cl.maxBytes <= 0 {
+			b.cl.maxBytes = DefaultMaxChangelogBytes
+		}
+		b.cl.dir = b.fs.PathJoin(dir, changelogDir)
+		if err := b.fs.MkdirAll(b.cl.dir, 0o755); err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("statebackend: create %q: %w", b.cl.dir, err)
+		}
 	}
 	return b, nil
 }
@@ -355,6 +392,10 @@ func (b *Backend) Close() error {
 		err = cerr
 	}
 	b.batch = nil
+	if b.cl.w != nil {
+		b.cl.w.discard()
+		b.cl.w = nil
+	}
 	if cerr := b.db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("statebackend: close state directory %q: %w", b.dir, cerr)
 	}
@@ -408,6 +449,11 @@ func (b *Backend) Flush() error {
 func (b *Backend) commit() error {
 	if b.batch.Empty() {
 		return nil
+	}
+	if err := b.logCommit(); err != nil {
+		err = fmt.Errorf("statebackend: %q: %w", b.dir, err)
+		b.setErr(err)
+		return err
 	}
 	if err := b.batch.Commit(pebble.NoSync); err != nil {
 		err = fmt.Errorf("statebackend: commit to %q: %w", b.dir, err)

@@ -31,16 +31,28 @@ import "unsafe"
 // so a dirty entry of an older epoch that is not frozen is clean (own and
 // evict treat it so, lazily, instead of walking the list at Release).
 type valueCache struct {
-	m        map[string]*cacheEntry
-	dirty    []*cacheEntry // entries that turned dirty in this epoch (may hold stale, clean ones)
-	bytes    int64
-	capacity int64
+	m map[string]*cacheEntry
+	// dirty are the entries that turned dirty since the last
+	// materialization (may hold clean and stale ones).
+	dirty []*cacheEntry
+	// changed are the entries modified in this epoch (changelog mode only;
+	// may hold stale ones).
+	changed   []*cacheEntry
+	spare     []*cacheEntry // the backing array of the last logged list, for reuse
+	changelog bool
+	bytes     int64
+	capacity  int64
 
-	// epoch counts snapshots; frozen is set while a snapshot of the
-	// entries dirty in frozenEpoch is in flight.
-	epoch       uint64
-	frozenEpoch uint64
-	frozen      bool
+	// epoch counts snapshots, from 1; frozen is set while a snapshot of
+	// the entries as of the end of frozenEpoch is in flight. frozenAll: it
+	// materializes (holds every dirty entry), else it logs (holds the
+	// entries changed in frozenEpoch). Values of dirty entries last owned
+	// in an epoch <= materialized are in Pebble.
+	epoch        uint64
+	frozenEpoch  uint64
+	frozen       bool
+	frozenAll    bool
+	materialized uint64
 }
 
 type cacheEntry struct {
@@ -49,7 +61,11 @@ type cacheEntry struct {
 	present bool   // false: known absent (deleted or not in Pebble)
 	dirty   bool   // differs from Pebble (and the batch)
 	ref     bool   // used since the eviction hand last passed
-	epoch   uint64 // valueCache.epoch when the task goroutine last owned it
+	// stale: replaced in the map by a copy, or evicted while frozen; its
+	// value is elsewhere, lists skip it.
+	stale bool
+	epoch uint64 // valueCache.epoch when the task goroutine last owned it
+	mod   uint64 // valueCache.epoch when last modified (0: never)
 }
 
 // entryOverhead approximates the memory of an entry beyond its key and value:
@@ -58,8 +74,8 @@ const entryOverhead = 96
 
 func (e *cacheEntry) size() int64 { return int64(len(e.key)+cap(e.val)) + entryOverhead }
 
-func newValueCache(capacity int64) *valueCache {
-	return &valueCache{m: make(map[string]*cacheEntry), capacity: capacity}
+func newValueCache(capacity int64, changelog bool) *valueCache {
+	return &valueCache{m: make(map[string]*cacheEntry), capacity: capacity, changelog: changelog, epoch: 1}
 }
 
 // cacheEntry returns the entry of the value state id for the current key,
@@ -97,38 +113,64 @@ func (b *Backend) cacheEntry(id uint32, key []byte, load bool) *cacheEntry {
 // isFrozen reports whether e belongs to the in-flight snapshot (its Persist
 // goroutine may be reading it).
 func (c *valueCache) isFrozen(e *cacheEntry) bool {
-	return c.frozen && e.epoch == c.frozenEpoch && e.dirty
+	if !c.frozen {
+		return false
+	}
+	if c.frozenAll {
+		return c.needsWrite(e) && e.epoch <= c.frozenEpoch
+	}
+	return e.mod == c.frozenEpoch
 }
 
 // own returns the entry of e.key that the task goroutine may modify: e
-// itself, or, if e is frozen, a dirty copy that replaces it in the map.
+// itself, or, if e is frozen, a copy that replaces it in the map.
 func (c *valueCache) own(e *cacheEntry) *cacheEntry {
 	if e.epoch == c.epoch {
 		return e
 	}
 	if c.isFrozen(e) {
-		n := &cacheEntry{key: e.key, val: append([]byte(nil), e.val...), present: e.present, dirty: true, epoch: c.epoch}
+		n := &cacheEntry{key: e.key, val: append([]byte(nil), e.val...), present: e.present, dirty: e.dirty, epoch: c.epoch, mod: e.mod}
 		c.m[n.key] = n
 		c.bytes += n.size() - e.size()
-		c.dirty = append(c.dirty, n)
-		c.compactDirty()
+		if !c.frozenAll {
+			// e stays in the dirty list, which is the task's; a
+			// materializing snapshot took that list, and reads stale.
+			e.stale = true
+		}
+		if n.dirty {
+			c.dirty = append(c.dirty, n)
+			c.compactDirty()
+		}
 		return n
 	}
-	// Dirty in an older epoch whose snapshot has ended: the value is in
-	// Pebble.
-	e.dirty = false
+	if e.dirty && e.epoch <= c.materialized {
+		// A snapshot that has ended wrote the value to Pebble.
+		e.dirty = false
+	}
 	e.epoch = c.epoch
 	return e
 }
 
+// needsWrite reports whether e holds a value Pebble lacks; e is owned or
+// not frozen.
+func (c *valueCache) needsWrite(e *cacheEntry) bool {
+	return e.dirty && e.epoch > c.materialized
+}
+
 // markDirty accounts for a new value in e (whose capacity was old) and queues
-// it for write-back.
+// it for write-back and, with a changelog, for the next log.
 func (c *valueCache) markDirty(e *cacheEntry, old int) {
 	c.bytes += int64(cap(e.val) - old)
 	if !e.dirty {
 		e.dirty = true
 		c.dirty = append(c.dirty, e)
 		c.compactDirty()
+	}
+	if e.mod != c.epoch {
+		e.mod = c.epoch
+		if c.changelog {
+			c.changed = append(c.changed, e)
+		}
 	}
 }
 
@@ -151,10 +193,13 @@ func (b *Backend) evict(keep *cacheEntry) {
 			// second chance, and never modified. Its value goes into
 			// the held batch so that a later miss reads it.
 			b.writeEntry(e)
+			if !c.frozenAll {
+				e.stale = true
+			}
 		case e.ref:
 			e.ref = false
 			continue
-		case e.dirty && e.epoch == c.epoch:
+		case c.needsWrite(e):
 			b.writeBack(e)
 		}
 		if e == b.last {
@@ -188,7 +233,7 @@ func (b *Backend) flushCache() {
 		return
 	}
 	for i, e := range c.dirty {
-		if e.dirty {
+		if !e.stale && c.needsWrite(e) {
 			b.writeBack(e)
 		}
 		c.dirty[i] = nil
@@ -204,7 +249,7 @@ func (c *valueCache) compactDirty() {
 	}
 	n := 0
 	for _, e := range c.dirty {
-		if e.dirty {
+		if e.dirty && !e.stale {
 			c.dirty[n] = e
 			n++
 		}

@@ -38,15 +38,22 @@ type snapshotMeta struct {
 	MaxParallelism int           `json:"max_parallelism"`
 	KeyGroups      KeyGroupRange `json:"key_groups"`
 	States         []StateInfo   `json:"states"`
+	// Changelog lists the change logs to apply, in order, on top of the
+	// Pebble files, which are those of the materialized checkpoint Base
+	// (changelog.go). Empty: the Pebble files hold the whole state.
+	Base      uint64   `json:"base,omitempty"`
+	Changelog []string `json:"changelog,omitempty"`
 }
 
-const snapshotMetaVersion = 1
+// snapshotMetaVersion 2 added Base and Changelog; version 1 is read too.
+const snapshotMetaVersion = 2
 
 // FileKind tells the files of a persisted snapshot apart.
 type FileKind uint8
 
 const (
-	// FileShared is an immutable Pebble table (.sst) or blob file (.blob):
+	// FileShared is an immutable Pebble table (.sst), blob file (.blob) or
+	// change log (changelog-<checkpoint>.wlog):
 	// the same name and size in a later checkpoint of the same Backend is
 	// the same file, so it is uploaded once and shared by checkpoints.
 	FileShared FileKind = iota + 1
@@ -82,7 +89,7 @@ type SnapshotFiles struct {
 }
 
 func fileKind(name string) FileKind {
-	if strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob") {
+	if strings.HasSuffix(name, ".sst") || strings.HasSuffix(name, ".blob") || isLog(name) {
 		return FileShared
 	}
 	return FilePrivate
@@ -142,6 +149,20 @@ type Snapshot struct {
 	// valueCache).
 	frozen []*cacheEntry
 	done   chan struct{}
+
+	// materialize: Persist writes the frozen entries into Pebble (all
+	// dirty ones) and checkpoints it; else it logs them (the entries
+	// changed since the previous barrier) into log, which holds the
+	// batches committed since then (nil if none), see changelog.go.
+	materialize bool
+	log         *logWriter
+	logDir      string
+	stateDir    string
+	base        string // the backend's base directory and its checkpoint
+	baseID      uint64
+	chain       []logRef
+	newLog      logRef // set by a successful logging Persist
+	newBase     string // set by a successful materializing Persist (changelog on)
 
 	// testHook, if set, is called by Persist before each step ("apply",
 	// "flush", "checkpoint", "meta").
@@ -219,11 +240,31 @@ func (b *Backend) Snapshot(checkpoint uint64) (*Snapshot, error) {
 			KeyGroups:      b.keyGroups,
 			States:         b.snapshotStates(),
 		},
-		done: make(chan struct{}),
+		done:        make(chan struct{}),
+		materialize: b.materializes(),
+		logDir:      b.cl.dir,
+		stateDir:    b.dir,
+		base:        b.cl.base,
+		baseID:      b.cl.baseID,
+		chain:       slices.Clone(b.cl.chain),
+	}
+	if w := b.cl.w; w != nil {
+		b.cl.w = nil
+		if s.materialize {
+			w.discard() // the Pebble checkpoint holds these batches
+		} else {
+			s.log = w
+		}
 	}
 	if c := b.vcache; c != nil {
-		s.frozen, c.dirty = c.dirty, nil
-		c.frozenEpoch, c.frozen = c.epoch, true
+		if s.materialize {
+			s.frozen, c.dirty = c.dirty, nil
+			clear(c.changed)
+			c.changed = c.changed[:0]
+		} else {
+			s.frozen, c.changed, c.spare = c.changed, c.spare, nil
+		}
+		c.frozenEpoch, c.frozen, c.frozenAll = c.epoch, true, s.materialize
 		c.epoch++
 		b.last = nil // may be frozen
 	}
@@ -307,6 +348,10 @@ func (s *Snapshot) step(ctx context.Context, name string) error {
 var errAbort = errors.New("abort")
 
 func (s *Snapshot) persist(ctx context.Context, dir string) (_ *SnapshotFiles, applied bool, _ error) {
+	if !s.materialize {
+		files, err := s.persistLog(ctx, dir)
+		return files, false, err
+	}
 	if err := s.step(ctx, "apply"); err != nil {
 		return nil, false, err
 	}
@@ -326,6 +371,9 @@ func (s *Snapshot) persist(ctx context.Context, dir string) (_ *SnapshotFiles, a
 		return nil, true, err // Checkpoint removes a directory it created
 	}
 	files, err := s.finish(ctx, dir)
+	if err == nil && s.logDir != "" {
+		err = s.linkBase(dir)
+	}
 	if err != nil {
 		_ = s.fs.RemoveAll(dir)
 		return nil, true, err
@@ -362,7 +410,7 @@ func applyFrozen(db *pebble.DB, frozen []*cacheEntry) error {
 	batch := db.NewBatch()
 	defer func() { _ = batch.Close() }()
 	for _, e := range frozen {
-		if !e.dirty { // evicted and written back before the barrier
+		if !e.dirty || e.stale { // written back, or replaced, before the barrier
 			continue
 		}
 		var err error
@@ -438,11 +486,11 @@ func (b *Backend) checkSnap(s *Snapshot) error {
 // endSnapshot leaves holding mode once no Persist runs.
 func (b *Backend) endSnapshot(s *Snapshot) error {
 	s.mu.Lock()
-	applied := s.mu.applied
+	applied, perr := s.mu.applied, s.mu.err
 	s.mu.Unlock()
 	b.snap = nil
 	b.holding = false
-	if !applied {
+	if s.materialize && !applied {
 		// The frozen values must reach Pebble before the held batch, whose
 		// writes are newer.
 		if err := applyFrozen(b.db, s.frozen); err != nil {
@@ -451,10 +499,17 @@ func (b *Backend) endSnapshot(s *Snapshot) error {
 			return err
 		}
 	}
-	s.frozen = nil
+	b.endLogging(s, perr)
 	if c := b.vcache; c != nil {
-		c.frozen = false
+		if s.materialize {
+			c.materialized = c.frozenEpoch
+		} else {
+			clear(s.frozen)
+			c.spare = s.frozen[:0]
+		}
+		c.frozen, c.frozenAll = false, false
 	}
+	s.frozen = nil
 	return b.commit()
 }
 
@@ -506,7 +561,7 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 		return nil, err
 	}
 	for _, f := range files {
-		if f.Name == SnapshotMetaFile {
+		if f.Name == SnapshotMetaFile || isLog(f.Name) {
 			continue
 		}
 		src, dst := fs.PathJoin(checkpointDir, f.Name), fs.PathJoin(dir, f.Name)
@@ -525,6 +580,20 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 	b, err := Open(dir, opts)
 	if err != nil {
 		return nil, err
+	}
+	if len(meta.Changelog) > 0 {
+		paths := make([]string, len(meta.Changelog))
+		for i, name := range meta.Changelog {
+			if !isLog(name) || fs.PathBase(name) != name {
+				_ = b.Close()
+				return nil, fmt.Errorf("statebackend: %q: %s lists %q, not a change log", checkpointDir, SnapshotMetaFile, name)
+			}
+			paths[i] = fs.PathJoin(checkpointDir, name)
+		}
+		if err := replayLogs(fs, b.db, paths); err != nil {
+			_ = b.Close()
+			return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
+		}
 	}
 	b.restored = make(map[string]StateInfo, len(meta.States))
 	for _, si := range meta.States {
@@ -562,8 +631,8 @@ func readMeta(fs vfs.FS, dir string) (*snapshotMeta, error) {
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, fmt.Errorf("statebackend: %q: corrupt %s: %w", dir, SnapshotMetaFile, err)
 	}
-	if m.Version != snapshotMetaVersion {
-		return nil, fmt.Errorf("statebackend: %q: %s version %d, want %d", dir, SnapshotMetaFile, m.Version, snapshotMetaVersion)
+	if m.Version < 1 || m.Version > snapshotMetaVersion {
+		return nil, fmt.Errorf("statebackend: %q: %s version %d, want 1 to %d", dir, SnapshotMetaFile, m.Version, snapshotMetaVersion)
 	}
 	return &m, nil
 }

@@ -93,6 +93,12 @@ func TestSnapshotModel(t *testing.T) {
 		{"default/memtable=64KB", Options{MemTableSize: 64 << 10}},
 		{"no-cache/commit=1", Options{ValueCacheSize: -1, CommitEvery: 1, MemTableSize: 64 << 10}},
 		{"tiny-cache/commit=7", Options{ValueCacheSize: 2 << 10, CommitEvery: 7, MaxParallelism: 1}},
+		// With a changelog: logs only after the first snapshot, or a
+		// materialization every few snapshots.
+		{"changelog", Options{Changelog: true, MemTableSize: 64 << 10}},
+		{"changelog/max=4KB", Options{Changelog: true, MaxChangelogBytes: 4 << 10, MemTableSize: 64 << 10}},
+		{"changelog/no-cache/commit=1", Options{Changelog: true, MaxChangelogBytes: 16 << 10, ValueCacheSize: -1, CommitEvery: 1}},
+		{"changelog/tiny-cache/commit=7", Options{Changelog: true, MaxChangelogBytes: 8 << 10, ValueCacheSize: 2 << 10, CommitEvery: 7, MaxParallelism: 1}},
 	} {
 		t.Run(cfg.name, func(t *testing.T) {
 			t.Cleanup(func() {
@@ -144,6 +150,7 @@ func runSnapshotModel(t *testing.T, seed uint64, ops int, opts Options) {
 		cp        uint64
 	)
 	var trace []string
+	kinds := map[bool]int{} // snapshots by materialize
 	fail := func(format string, args ...any) {
 		t.Helper()
 		start := max(0, len(trace)-15)
@@ -185,6 +192,7 @@ func runSnapshotModel(t *testing.T, seed uint64, ops int, opts Options) {
 			}
 			snapModel, snapDir = m.clone(), filepath.Join(root, fmt.Sprint("cp", cp))
 			endAt, started, abort = op+r.IntN(150), false, r.IntN(8) == 0
+			kinds[snap.materialize]++
 			mode := "persist later"
 			if !abort && r.IntN(2) == 0 {
 				started, mode = true, "persist concurrently"
@@ -286,6 +294,10 @@ func runSnapshotModel(t *testing.T, seed uint64, ops int, opts Options) {
 	}
 	if len(done) == 0 {
 		t.Logf("seed %d: no snapshot persisted", seed)
+	}
+	t.Logf("%d snapshots materialized, %d logged", kinds[true], kinds[false])
+	if opts.Changelog && kinds[true]+kinds[false] >= 8 && (kinds[false] == 0 || opts.MaxChangelogBytes > 0 && kinds[true] < 2) {
+		fail("changelog: %d snapshots materialized, %d logged: both paths should run", kinds[true], kinds[false])
 	}
 	for _, p := range done {
 		rb, err := OpenFromCheckpoint(filepath.Join(root, fmt.Sprint("restored", p.cp)), p.dir, opts)

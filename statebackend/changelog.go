@@ -1,0 +1,467 @@
+package statebackend
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/batchrepr"
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// The changelog (Options.Changelog) makes a checkpoint cost what changed
+// since the last one, written once, instead of a pass of every change
+// through Pebble's memtable, a flush and compactions.
+//
+// A snapshot either materializes or logs:
+//
+//   - Materializing (the first one, after a failed snapshot, after a restore,
+//     and once the logs since the last materialization reach
+//     Options.MaxChangelogBytes): the dirty value-cache entries are written
+//     into Pebble, the memtable is flushed and the checkpoint directory is a
+//     Pebble checkpoint, as without a changelog. Its files are also linked
+//     into STATE_DIR/weir-base-<checkpoint>, the base of the next logging
+//     snapshots.
+//   - Logging: the checkpoint directory holds the base's files, the change
+//     logs of the earlier logging snapshots since the base, and a new log:
+//     every batch the backend committed to Pebble since the previous barrier
+//     (appended at each commit) followed by the value-cache entries changed
+//     since then (written by Persist). Dirty cache entries stay dirty: their
+//     values reach Pebble when evicted or at the next materialization.
+//
+// OpenFromCheckpoint opens the base and applies the logs in order. Logs are
+// immutable, named changelog-<checkpoint>.wlog, and FileShared: storage holds
+// each once, referenced by every checkpoint until the next materialization.
+//
+// Log file format: the magic changelogMagic, then records, each a uvarint
+// length and a Pebble batch representation (Set, Merge and Delete
+// operations), then the CRC32C (Castagnoli, little endian) of all bytes
+// before it and the magic changelogEnd.
+const (
+	changelogDir   = "weir-changelog"
+	changelogExt   = ".wlog"
+	changelogMagic = "WEIRLOG1"
+	changelogEnd   = "WEIREND1"
+	basePrefix     = "weir-base-"
+
+	// DefaultMaxChangelogBytes is the default Options.MaxChangelogBytes.
+	DefaultMaxChangelogBytes = 256 << 20
+	logRecordBytes           = 1 << 20 // frozen entries per record
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// logName is the name of the change log of checkpoint id.
+func logName(id uint64) string { return "changelog-" + strconv.FormatUint(id, 10) + changelogExt }
+
+func isLog(name string) bool {
+	return strings.HasPrefix(name, "changelog-") && strings.HasSuffix(name, changelogExt)
+}
+
+// logRef is a finished change log of the backend.
+type logRef struct {
+	name string // logName(checkpoint)
+	path string // in the backend's changelog directory
+	size int64
+}
+
+// logWriter appends records to a change log.
+type logWriter struct {
+	fs   vfs.FS
+	path string
+	f    vfs.File
+	w    *bufio.Writer
+	crc  uint32
+	n    int64
+	err  error
+	lenb [binary.MaxVarintLen64]byte
+}
+
+func createLog(fs vfs.FS, path string) (*logWriter, error) {
+	f, err := fs.Create(path, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return nil, fmt.Errorf("create change log: %w", err)
+	}
+	l := &logWriter{fs: fs, path: path, f: f, w: bufio.NewWriterSize(f, 256<<10)}
+	l.write([]byte(changelogMagic))
+	return l, l.err
+}
+
+func (l *logWriter) write(p []byte) {
+	if l.err != nil {
+		return
+	}
+	l.crc = crc32.Update(l.crc, castagnoli, p)
+	n, err := l.w.Write(p)
+	l.n += int64(n)
+	if err != nil {
+		l.err = fmt.Errorf("write change log %q: %w", l.path, err)
+	}
+}
+
+// record appends one batch representation.
+func (l *logWriter) record(repr []byte) error {
+	n := binary.PutUvarint(l.lenb[:], uint64(len(repr)))
+	l.write(l.lenb[:n])
+	l.write(repr)
+	return l.err
+}
+
+// finish writes the trailer, syncs and closes the file, and returns its size.
+func (l *logWriter) finish() (int64, error) {
+	var t [4]byte
+	binary.LittleEndian.PutUint32(t[:], l.crc)
+	l.write(t[:])
+	l.write([]byte(changelogEnd))
+	if l.err == nil {
+		if err := l.w.Flush(); err != nil {
+			l.err = err
+		} else if err := l.f.Sync(); err != nil {
+			l.err = err
+		}
+	}
+	if err := l.f.Close(); err != nil && l.err == nil {
+		l.err = err
+	}
+	l.f = nil
+	if l.err != nil {
+		return 0, fmt.Errorf("finish change log %q: %w", l.path, l.err)
+	}
+	return l.n, nil
+}
+
+// discard closes and removes an unfinished log.
+func (l *logWriter) discard() {
+	if l.f != nil {
+		_ = l.f.Close()
+		l.f = nil
+	}
+	_ = l.fs.Remove(l.path)
+}
+
+// writeFrozen appends the frozen value-cache entries as records, encoded
+// as Pebble batches (header, then per entry the kind, the key and, for a
+// set, the value, each string with a uvarint length) in a reused buffer.
+func writeFrozen(l *logWriter, frozen []*cacheEntry) error {
+	buf := make([]byte, batchrepr.HeaderLen, logRecordBytes+64<<10)
+	var count uint32
+	flush := func() error {
+		binary.LittleEndian.PutUint32(buf[8:batchrepr.HeaderLen], count)
+		err := l.record(buf)
+		buf, count = buf[:batchrepr.HeaderLen], 0
+		return err
+	}
+	for _, e := range frozen {
+		if e.present {
+			buf = append(buf, byte(pebble.InternalKeyKindSet))
+		} else {
+			buf = append(buf, byte(pebble.InternalKeyKindDelete))
+		}
+		buf = binary.AppendUvarint(buf, uint64(len(e.key)))
+		buf = append(buf, e.key...)
+		if e.present {
+			buf = binary.AppendUvarint(buf, uint64(len(e.val)))
+			buf = append(buf, e.val...)
+		}
+		count++
+		if len(buf) >= logRecordBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if count > 0 {
+		return flush()
+	}
+	return l.err
+}
+
+var errCorruptLog = errors.New("corrupt change log")
+
+// readLog returns the records of the change log at path, checking its
+// framing and checksum.
+func readLog(fs vfs.FS, path string) ([][]byte, error) {
+	f, err := fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(f)
+	_ = f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", path, err)
+	}
+	return parseLog(path, data)
+}
+
+func parseLog(path string, data []byte) ([][]byte, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w %q (%d bytes): %s", errCorruptLog, path, len(data), fmt.Sprintf(format, args...))
+	}
+	tail := 4 + len(changelogEnd)
+	if len(data) < len(changelogMagic)+tail || string(data[:len(changelogMagic)]) != changelogMagic {
+		return nil, bad("no %s header", changelogMagic)
+	}
+	if string(data[len(data)-len(changelogEnd):]) != changelogEnd {
+		return nil, bad("no %s trailer (truncated?)", changelogEnd)
+	}
+	body := data[:len(data)-tail]
+	want := binary.LittleEndian.Uint32(data[len(body):])
+	if got := crc32.Checksum(body, castagnoli); got != want {
+		return nil, bad("CRC32C %08x, trailer says %08x", got, want)
+	}
+	var recs [][]byte
+	for rest := body[len(changelogMagic):]; len(rest) > 0; {
+		n, k := binary.Uvarint(rest)
+		if k <= 0 || n > uint64(len(rest)-k) {
+			return nil, bad("record at byte %d: bad length", len(body)-len(rest))
+		}
+		rec := rest[k : k+int(n)]
+		if _, ok := batchrepr.ReadHeader(rec); !ok {
+			return nil, bad("record at byte %d: not a batch", len(body)-len(rest))
+		}
+		recs = append(recs, rec)
+		rest = rest[k+int(n):]
+	}
+	return recs, nil
+}
+
+// replayOp is the net effect of a key's operations in the logs.
+type replayOp struct {
+	kind pebble.InternalKeyKind // Set, Delete, or Merge (operands on top of Pebble's value)
+	val  []byte
+}
+
+// replayLogs applies the change logs at paths, in order, to db. Operations
+// are folded per key first (the last Set or Delete wins; merge operands
+// concatenate, as pebble.DefaultMerger does), so a key changed in every log
+// is written once.
+func replayLogs(fs vfs.FS, db *pebble.DB, paths []string) error {
+	ops := map[string]*replayOp{}
+	for _, path := range paths {
+		recs, err := readLog(fs, path)
+		if err != nil {
+			return err
+		}
+		for i, rec := range recs {
+			r := batchrepr.Read(rec)
+			for {
+				kind, k, v, ok, err := r.Next()
+				if err != nil {
+					return fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
+				}
+				if !ok {
+					break
+				}
+				if err := foldOp(ops, kind, k, v); err != nil {
+					return fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
+				}
+			}
+		}
+	}
+	batch := db.NewBatch()
+	defer func() { _ = batch.Close() }()
+	for k, op := range ops {
+		var err error
+		switch op.kind {
+		case pebble.InternalKeyKindSet:
+			err = batch.Set(unsafeBytes(k), op.val, nil)
+		case pebble.InternalKeyKindDelete:
+			err = batch.Delete(unsafeBytes(k), nil)
+		default:
+			err = batch.Merge(unsafeBytes(k), op.val, nil)
+		}
+		if err != nil {
+			return err
+		}
+		if batch.Len() >= defaultCommitBytes {
+			if err := batch.Commit(pebble.NoSync); err != nil {
+				return err
+			}
+			batch.Reset()
+		}
+	}
+	if batch.Empty() {
+		return nil
+	}
+	return batch.Commit(pebble.NoSync)
+}
+
+func foldOp(ops map[string]*replayOp, kind pebble.InternalKeyKind, k, v []byte) error {
+	switch kind {
+	case pebble.InternalKeyKindSet:
+		ops[string(k)] = &replayOp{kind: kind, val: v}
+	case pebble.InternalKeyKindDelete:
+		ops[string(k)] = &replayOp{kind: kind}
+	case pebble.InternalKeyKindMerge:
+		op := ops[string(k)]
+		switch {
+		case op == nil:
+			ops[string(k)] = &replayOp{kind: kind, val: v}
+		case op.kind == pebble.InternalKeyKindDelete:
+			// A merge onto nothing is its operand.
+			op.kind, op.val = pebble.InternalKeyKindSet, v
+		default:
+			op.val = append(op.val[:len(op.val):len(op.val)], v...)
+		}
+	default:
+		return fmt.Errorf("unexpected operation %v", kind)
+	}
+	return nil
+}
+
+// logCommit appends the batch about to be committed to this epoch's change
+// log, when the next snapshot may log.
+func (b *Backend) logCommit() error {
+	if !b.cl.on || b.cl.needBase || b.closed {
+		return nil
+	}
+	if b.cl.w == nil {
+		w, err := b.newLog()
+		if err != nil {
+			return err
+		}
+		b.cl.w = w
+	}
+	return b.cl.w.record(b.batch.Repr())
+}
+
+func (b *Backend) newLog() (*logWriter, error) {
+	b.cl.seq++
+	return createLog(b.fs, b.fs.PathJoin(b.cl.dir, "open-"+strconv.Itoa(b.cl.seq)+changelogExt))
+}
+
+// materializes reports whether the next snapshot materializes.
+func (b *Backend) materializes() bool {
+	if !b.cl.on || b.cl.needBase {
+		return true
+	}
+	n := b.cl.bytes
+	if b.cl.w != nil {
+		n += b.cl.w.n
+	}
+	return n >= b.cl.maxBytes
+}
+
+// endLogging updates the changelog state when snapshot s ends; err is what
+// its Persist returned (ErrSnapshotAborted if it never ran).
+func (b *Backend) endLogging(s *Snapshot, err error) {
+	if !b.cl.on {
+		return
+	}
+	if s.log != nil && s.log.f != nil {
+		s.log.discard() // Persist never ran
+	}
+	if err != nil {
+		b.cl.needBase = true
+		return
+	}
+	if !s.materialize {
+		b.cl.chain = append(b.cl.chain, s.newLog)
+		b.cl.bytes += s.newLog.size
+		return
+	}
+	if b.cl.base != "" {
+		_ = b.fs.RemoveAll(b.cl.base)
+	}
+	for _, r := range b.cl.chain {
+		_ = b.fs.Remove(r.path)
+	}
+	b.cl.base, b.cl.baseID = s.newBase, s.checkpoint
+	b.cl.chain, b.cl.bytes, b.cl.needBase = nil, 0, false
+}
+
+// persistLog is Persist of a logging snapshot: it finishes the change log,
+// then links the base, the earlier logs and the new one into dir.
+func (s *Snapshot) persistLog(ctx context.Context, dir string) (*SnapshotFiles, error) {
+	if err := s.step(ctx, "log"); err != nil {
+		return nil, err
+	}
+	w := s.log
+	if w == nil {
+		var err error
+		if w, err = createLog(s.fs, s.fs.PathJoin(s.logDir, "open-"+strconv.FormatUint(s.checkpoint, 10)+"-frozen"+changelogExt)); err != nil {
+			return nil, err
+		}
+		s.log = w
+	}
+	if err := writeFrozen(w, s.frozen); err != nil {
+		w.discard()
+		return nil, err
+	}
+	size, err := w.finish()
+	if err != nil {
+		w.discard()
+		return nil, err
+	}
+	ref := logRef{name: logName(s.checkpoint), path: s.fs.PathJoin(s.logDir, logName(s.checkpoint)), size: size}
+	if err := s.fs.Rename(w.path, ref.path); err != nil {
+		_ = s.fs.Remove(w.path)
+		return nil, err
+	}
+	files, err := s.linkLog(ctx, dir, ref)
+	if err != nil {
+		_ = s.fs.RemoveAll(dir)
+		_ = s.fs.Remove(ref.path)
+		return nil, err
+	}
+	s.newLog = ref
+	return files, nil
+}
+
+func (s *Snapshot) linkLog(ctx context.Context, dir string, ref logRef) (*SnapshotFiles, error) {
+	if err := s.step(ctx, "link"); err != nil {
+		return nil, err
+	}
+	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	names, err := s.fs.List(s.base)
+	if err != nil {
+		return nil, err
+	}
+	for _, name := range names {
+		if err := vfs.LinkOrCopy(s.fs, s.fs.PathJoin(s.base, name), s.fs.PathJoin(dir, name)); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range append(s.chain, ref) {
+		if err := vfs.LinkOrCopy(s.fs, r.path, s.fs.PathJoin(dir, r.name)); err != nil {
+			return nil, err
+		}
+		s.meta.Changelog = append(s.meta.Changelog, r.name)
+	}
+	s.meta.Base = s.baseID
+	return s.finish(ctx, dir)
+}
+
+// linkBase links the files of the materialized checkpoint dir (but its
+// SnapshotMetaFile) into a new base directory of the backend.
+func (s *Snapshot) linkBase(dir string) error {
+	base := s.fs.PathJoin(s.stateDir, basePrefix+strconv.FormatUint(s.checkpoint, 10))
+	_ = s.fs.RemoveAll(base)
+	if err := s.fs.MkdirAll(base, 0o755); err != nil {
+		return err
+	}
+	names, err := s.fs.List(dir)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		if name == SnapshotMetaFile {
+			continue
+		}
+		if err := vfs.LinkOrCopy(s.fs, s.fs.PathJoin(dir, name), s.fs.PathJoin(base, name)); err != nil {
+			_ = s.fs.RemoveAll(base)
+			return err
+		}
+	}
+	s.newBase = base
+	return nil
+}
