@@ -3,6 +3,7 @@ package integration
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/sinks"
+	"github.com/weirstream/weir/storage"
 )
 
 // Crash tests: jobs with checkpoints are killed with SIGKILL, at random
@@ -178,6 +180,30 @@ func outputFiles(t *testing.T, dir string) map[string]fileStamp {
 	return files
 }
 
+// restoresChangelog reports whether the checkpoint that a run with
+// --checkpoint-dir dir restores holds change logs (changelog-*.wlog).
+func restoresChangelog(t *testing.T, dir string) bool {
+	t.Helper()
+	store, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, m, err := storage.FindRestorePoint(context.Background(), store)
+	if err != nil || m == nil {
+		return false
+	}
+	for _, op := range m.Operators {
+		for _, st := range op.Subtasks {
+			for _, f := range st.Files {
+				if strings.HasSuffix(f.LocalName, ".wlog") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // rerunAddsNothing runs a finished job once more with the same directories
 // and checks that it exits 0 without changing its output directory: no file
 // added, removed or rewritten (a rewrite under the same name would change
@@ -257,17 +283,26 @@ func TestSequenceKillLoop(t *testing.T) {
 		"--parallelism", "2", "--output", out, "--checkpoint-retain", "2",
 	}, checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "100ms")...)
 
-	killed, finished := 0, false
+	killed, finished, fromLogs := 0, false, 0
 	for killed < kills && !finished {
 		d := time.Duration(300+rng.IntN(901)) * time.Millisecond
 		if killAfter(t, d, nil, "sequence", args...) {
 			killed++
+			if restoresChangelog(t, filepath.Join(dir, "checkpoints")) {
+				fromLogs++
+			}
 		} else {
 			finished = true
 		}
 	}
 	if killed < kills {
 		t.Fatalf("the job finished after %d kills, want %d: too little work for the kill times", killed, kills)
+	}
+	// Most checkpoints log changes on top of a materialized base; the next
+	// run must restore from such checkpoints too, not only from bases.
+	t.Logf("%d of %d kills left a checkpoint with change logs to restore", fromLogs, killed)
+	if fromLogs < kills/2 {
+		t.Fatalf("only %d of %d kills left a checkpoint with change logs: the changelog restore path is not tested", fromLogs, killed)
 	}
 	if !finished {
 		runToEnd(t, "sequence", args...)

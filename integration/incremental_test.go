@@ -158,7 +158,7 @@ func TestIncrementalCheckpointsUploadOnlyNewTables(t *testing.T) {
 	}
 	ratio := float64(uploaded) / float64(full)
 	t.Logf("%d checkpoints uploaded %d bytes; %d full snapshots would upload %d: %.1f%%", changePhases, uploaded, changePhases, full, 100*ratio)
-	if full == 0 || ratio >= 0.25 {
-		t.Fatalf("incremental checkpoints uploaded %.1f%% of full snapshots, want under 25%%", 100*ratio)
+	if full == 0 || ratio >= 0.05 {
+		t.Fatalf("incremental checkpoints uploaded %.1f%% of full snapshots, want under 5%%", 100*ratio)
 	}
 }

@@ -62,8 +62,11 @@ type cacheEntry struct {
 	dirty   bool   // differs from Pebble (and the batch)
 	ref     bool   // used since the eviction hand last passed
 	// stale: replaced in the map by a copy, or evicted while frozen; its
-	// value is elsewhere, lists skip it.
-	stale bool
+	// value is elsewhere, lists skip it. While a materializing snapshot is
+	// in flight its Persist reads stale, so the task sets replaced instead
+	// and folds it into stale when the snapshot ends.
+	stale    bool
+	replaced bool
 	epoch uint64 // valueCache.epoch when the task goroutine last owned it
 	mod   uint64 // valueCache.epoch when last modified (0: never)
 }
@@ -132,11 +135,7 @@ func (c *valueCache) own(e *cacheEntry) *cacheEntry {
 		n := &cacheEntry{key: e.key, val: append([]byte(nil), e.val...), present: e.present, dirty: e.dirty, epoch: c.epoch, mod: e.mod}
 		c.m[n.key] = n
 		c.bytes += n.size() - e.size()
-		if !c.frozenAll {
-			// e stays in the dirty list, which is the task's; a
-			// materializing snapshot took that list, and reads stale.
-			e.stale = true
-		}
+		c.drop(e)
 		if n.dirty {
 			c.dirty = append(c.dirty, n)
 			c.compactDirty()
@@ -149,6 +148,17 @@ func (c *valueCache) own(e *cacheEntry) *cacheEntry {
 	}
 	e.epoch = c.epoch
 	return e
+}
+
+// drop marks a frozen entry that left the map (replaced by a copy, or
+// evicted with its value written to the batch) so that the dirty list skips
+// it.
+func (c *valueCache) drop(e *cacheEntry) {
+	if c.frozenAll {
+		e.replaced = true // the snapshot's Persist reads stale
+	} else {
+		e.stale = true
+	}
 }
 
 // needsWrite reports whether e holds a value Pebble lacks; e is owned or
@@ -193,9 +203,7 @@ func (b *Backend) evict(keep *cacheEntry) {
 			// second chance, and never modified. Its value goes into
 			// the held batch so that a later miss reads it.
 			b.writeEntry(e)
-			if !c.frozenAll {
-				e.stale = true
-			}
+			c.drop(e)
 		case e.ref:
 			e.ref = false
 			continue
@@ -233,7 +241,7 @@ func (b *Backend) flushCache() {
 		return
 	}
 	for i, e := range c.dirty {
-		if !e.stale && c.needsWrite(e) {
+		if !e.stale && !e.replaced && c.needsWrite(e) {
 			b.writeBack(e)
 		}
 		c.dirty[i] = nil
@@ -249,7 +257,7 @@ func (c *valueCache) compactDirty() {
 	}
 	n := 0
 	for _, e := range c.dirty {
-		if e.dirty && !e.stale {
+		if e.dirty && !e.stale && !e.replaced {
 			c.dirty[n] = e
 			n++
 		}

@@ -149,7 +149,9 @@ func (l *logWriter) discard() {
 // writeFrozen appends the frozen value-cache entries as records, encoded
 // as Pebble batches (header, then per entry the kind, the key and, for a
 // set, the value, each string with a uvarint length) in a reused buffer.
-func writeFrozen(l *logWriter, frozen []*cacheEntry) error {
+// With dirtyOnly it skips entries that are clean or stale (a materializing
+// snapshot's list of dirty entries).
+func writeFrozen(l *logWriter, frozen []*cacheEntry, dirtyOnly bool) error {
 	buf := make([]byte, batchrepr.HeaderLen, logRecordBytes+64<<10)
 	var count uint32
 	flush := func() error {
@@ -159,6 +161,9 @@ func writeFrozen(l *logWriter, frozen []*cacheEntry) error {
 		return err
 	}
 	for _, e := range frozen {
+		if dirtyOnly && (!e.dirty || e.stale) {
+			continue
+		}
 		if e.present {
 			buf = append(buf, byte(pebble.InternalKeyKindSet))
 		} else {
@@ -337,16 +342,19 @@ func (b *Backend) newLog() (*logWriter, error) {
 	return createLog(b.fs, b.fs.PathJoin(b.cl.dir, "open-"+strconv.Itoa(b.cl.seq)+changelogExt))
 }
 
-// materializes reports whether the next snapshot materializes.
+// materializes reports whether the next snapshot materializes: none did
+// yet or the last one failed, or the logs since the base reach
+// max(MaxChangelogBytes, twice the base's own log, which holds the dirty
+// cache entries at the base).
 func (b *Backend) materializes() bool {
-	if !b.cl.on || b.cl.needBase {
+	if !b.cl.on || b.cl.needBase || len(b.cl.chain) == 0 {
 		return true
 	}
 	n := b.cl.bytes
 	if b.cl.w != nil {
 		n += b.cl.w.n
 	}
-	return n >= b.cl.maxBytes
+	return n >= max(b.cl.maxBytes, 2*b.cl.chain[0].size)
 }
 
 // endLogging updates the changelog state when snapshot s ends; err is what
@@ -362,50 +370,33 @@ func (b *Backend) endLogging(s *Snapshot, err error) {
 		b.cl.needBase = true
 		return
 	}
-	if !s.materialize {
-		b.cl.chain = append(b.cl.chain, s.newLog)
-		b.cl.bytes += s.newLog.size
-		return
+	if s.materialize {
+		if b.cl.base != "" {
+			_ = b.fs.RemoveAll(b.cl.base)
+		}
+		for _, r := range b.cl.chain {
+			_ = b.fs.Remove(r.path)
+		}
+		b.cl.base, b.cl.baseID = s.newBase, s.checkpoint
+		b.cl.chain, b.cl.bytes, b.cl.needBase = nil, 0, false
 	}
-	if b.cl.base != "" {
-		_ = b.fs.RemoveAll(b.cl.base)
-	}
-	for _, r := range b.cl.chain {
-		_ = b.fs.Remove(r.path)
-	}
-	b.cl.base, b.cl.baseID = s.newBase, s.checkpoint
-	b.cl.chain, b.cl.bytes, b.cl.needBase = nil, 0, false
+	b.cl.chain = append(b.cl.chain, s.newLog)
+	b.cl.bytes += s.newLog.size
 }
 
-// persistLog is Persist of a logging snapshot: it finishes the change log,
-// then links the base, the earlier logs and the new one into dir.
+// persistLog is Persist of a logging snapshot: it finishes the change log
+// (the batches committed since the previous barrier, then the entries
+// changed since), then links the base, the earlier logs and the new one
+// into dir.
 func (s *Snapshot) persistLog(ctx context.Context, dir string) (*SnapshotFiles, error) {
 	if err := s.step(ctx, "log"); err != nil {
 		return nil, err
 	}
-	w := s.log
-	if w == nil {
-		var err error
-		if w, err = createLog(s.fs, s.fs.PathJoin(s.logDir, "open-"+strconv.FormatUint(s.checkpoint, 10)+"-frozen"+changelogExt)); err != nil {
-			return nil, err
-		}
-		s.log = w
-	}
-	if err := writeFrozen(w, s.frozen); err != nil {
-		w.discard()
-		return nil, err
-	}
-	size, err := w.finish()
+	ref, err := s.writeLog(s.log, false)
 	if err != nil {
-		w.discard()
 		return nil, err
 	}
-	ref := logRef{name: logName(s.checkpoint), path: s.fs.PathJoin(s.logDir, logName(s.checkpoint)), size: size}
-	if err := s.fs.Rename(w.path, ref.path); err != nil {
-		_ = s.fs.Remove(w.path)
-		return nil, err
-	}
-	files, err := s.linkLog(ctx, dir, ref)
+	files, err := s.link(ctx, dir, s.base, s.baseID, append(s.chain, ref))
 	if err != nil {
 		_ = s.fs.RemoveAll(dir)
 		_ = s.fs.Remove(ref.path)
@@ -415,53 +406,102 @@ func (s *Snapshot) persistLog(ctx context.Context, dir string) (*SnapshotFiles, 
 	return files, nil
 }
 
-func (s *Snapshot) linkLog(ctx context.Context, dir string, ref logRef) (*SnapshotFiles, error) {
+// persistBase is Persist of a materializing snapshot with a changelog: it
+// flushes the batches committed until the barrier from the memtable, makes a
+// Pebble checkpoint of them in a new base directory, and logs every dirty
+// cache entry into the base's own log. The cache keeps the entries (and
+// they stay dirty): a base costs a memtable flush and one log of the dirty
+// set, however many entries that pass through Pebble would rewrite.
+func (s *Snapshot) persistBase(ctx context.Context, dir string) (*SnapshotFiles, error) {
+	if s.log != nil {
+		s.log.discard() // the base holds these batches
+		s.log = nil
+	}
+	if err := s.step(ctx, "flush"); err != nil {
+		return nil, err
+	}
+	if err := s.db.Flush(); err != nil {
+		return nil, err
+	}
+	if err := s.step(ctx, "checkpoint"); err != nil {
+		return nil, err
+	}
+	base := s.fs.PathJoin(s.stateDir, basePrefix+strconv.FormatUint(s.checkpoint, 10))
+	_ = s.fs.RemoveAll(base)
+	if err := s.db.Checkpoint(base); err != nil {
+		return nil, err // Checkpoint removes a directory it created
+	}
+	if err := s.step(ctx, "log"); err != nil {
+		_ = s.fs.RemoveAll(base)
+		return nil, err
+	}
+	ref, err := s.writeLog(nil, true)
+	if err != nil {
+		_ = s.fs.RemoveAll(base)
+		return nil, err
+	}
+	files, err := s.link(ctx, dir, base, s.checkpoint, []logRef{ref})
+	if err != nil {
+		_ = s.fs.RemoveAll(dir)
+		_ = s.fs.RemoveAll(base)
+		_ = s.fs.Remove(ref.path)
+		return nil, err
+	}
+	s.newBase, s.newLog = base, ref
+	return files, nil
+}
+
+// writeLog appends the frozen entries to w (a new log if nil) and finishes
+// it as the log of this checkpoint.
+func (s *Snapshot) writeLog(w *logWriter, dirtyOnly bool) (logRef, error) {
+	if w == nil {
+		var err error
+		w, err = createLog(s.fs, s.fs.PathJoin(s.logDir, "open-"+strconv.FormatUint(s.checkpoint, 10)+"-frozen"+changelogExt))
+		if err != nil {
+			return logRef{}, err
+		}
+	}
+	s.log = w
+	if err := writeFrozen(w, s.frozen, dirtyOnly); err != nil {
+		w.discard()
+		return logRef{}, err
+	}
+	size, err := w.finish()
+	if err != nil {
+		w.discard()
+		return logRef{}, err
+	}
+	ref := logRef{name: logName(s.checkpoint), path: s.fs.PathJoin(s.logDir, logName(s.checkpoint)), size: size}
+	if err := s.fs.Rename(w.path, ref.path); err != nil {
+		_ = s.fs.Remove(w.path)
+		return logRef{}, err
+	}
+	return ref, nil
+}
+
+// link makes dir hold the files of base and the logs, and the meta file.
+func (s *Snapshot) link(ctx context.Context, dir, base string, baseID uint64, logs []logRef) (*SnapshotFiles, error) {
 	if err := s.step(ctx, "link"); err != nil {
 		return nil, err
 	}
 	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	names, err := s.fs.List(s.base)
+	names, err := s.fs.List(base)
 	if err != nil {
 		return nil, err
 	}
 	for _, name := range names {
-		if err := vfs.LinkOrCopy(s.fs, s.fs.PathJoin(s.base, name), s.fs.PathJoin(dir, name)); err != nil {
+		if err := vfs.LinkOrCopy(s.fs, s.fs.PathJoin(base, name), s.fs.PathJoin(dir, name)); err != nil {
 			return nil, err
 		}
 	}
-	for _, r := range append(s.chain, ref) {
+	for _, r := range logs {
 		if err := vfs.LinkOrCopy(s.fs, r.path, s.fs.PathJoin(dir, r.name)); err != nil {
 			return nil, err
 		}
 		s.meta.Changelog = append(s.meta.Changelog, r.name)
 	}
-	s.meta.Base = s.baseID
+	s.meta.Base = baseID
 	return s.finish(ctx, dir)
-}
-
-// linkBase links the files of the materialized checkpoint dir (but its
-// SnapshotMetaFile) into a new base directory of the backend.
-func (s *Snapshot) linkBase(dir string) error {
-	base := s.fs.PathJoin(s.stateDir, basePrefix+strconv.FormatUint(s.checkpoint, 10))
-	_ = s.fs.RemoveAll(base)
-	if err := s.fs.MkdirAll(base, 0o755); err != nil {
-		return err
-	}
-	names, err := s.fs.List(dir)
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		if name == SnapshotMetaFile {
-			continue
-		}
-		if err := vfs.LinkOrCopy(s.fs, s.fs.PathJoin(dir, name), s.fs.PathJoin(base, name)); err != nil {
-			_ = s.fs.RemoveAll(base)
-			return err
-		}
-	}
-	s.newBase = base
-	return nil
 }

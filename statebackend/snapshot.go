@@ -348,7 +348,11 @@ func (s *Snapshot) step(ctx context.Context, name string) error {
 var errAbort = errors.New("abort")
 
 func (s *Snapshot) persist(ctx context.Context, dir string) (_ *SnapshotFiles, applied bool, _ error) {
-	if !s.materialize {
+	if s.logDir != "" {
+		if s.materialize {
+			files, err := s.persistBase(ctx, dir)
+			return files, false, err
+		}
 		files, err := s.persistLog(ctx, dir)
 		return files, false, err
 	}
@@ -371,9 +375,6 @@ func (s *Snapshot) persist(ctx context.Context, dir string) (_ *SnapshotFiles, a
 		return nil, true, err // Checkpoint removes a directory it created
 	}
 	files, err := s.finish(ctx, dir)
-	if err == nil && s.logDir != "" {
-		err = s.linkBase(dir)
-	}
 	if err != nil {
 		_ = s.fs.RemoveAll(dir)
 		return nil, true, err
@@ -490,7 +491,7 @@ func (b *Backend) endSnapshot(s *Snapshot) error {
 	s.mu.Unlock()
 	b.snap = nil
 	b.holding = false
-	if s.materialize && !applied {
+	if s.materialize && !applied && !b.cl.on {
 		// The frozen values must reach Pebble before the held batch, whose
 		// writes are newer.
 		if err := applyFrozen(b.db, s.frozen); err != nil {
@@ -501,9 +502,23 @@ func (b *Backend) endSnapshot(s *Snapshot) error {
 	}
 	b.endLogging(s, perr)
 	if c := b.vcache; c != nil {
-		if s.materialize {
+		switch {
+		case s.materialize && !b.cl.on:
 			c.materialized = c.frozenEpoch
-		} else {
+		case s.materialize:
+			// The entries stay dirty: back into the dirty list, but for
+			// those that left the map meanwhile.
+			kept := s.frozen[:0]
+			for _, e := range s.frozen {
+				if e.replaced {
+					e.stale = true
+				} else if e.dirty && !e.stale {
+					kept = append(kept, e)
+				}
+			}
+			clear(s.frozen[len(kept):])
+			c.dirty = append(kept, c.dirty...)
+		default:
 			clear(s.frozen)
 			c.spare = s.frozen[:0]
 		}
