@@ -83,9 +83,10 @@ type Options struct {
 	// then (see changelog.go). The engine sets it when checkpoints are on.
 	Changelog bool
 	// MaxChangelogBytes: with Changelog, a snapshot materializes once the
-	// logs since the last materialization reach this many bytes (default
-	// DefaultMaxChangelogBytes). Restoring applies up to this much log;
-	// materializing costs about as much as a snapshot without changelog.
+	// logs since the last materialization reach this many bytes, or twice
+	// the base's own log if that is more (default DefaultMaxChangelogBytes).
+	// Restoring applies up to that much log; materializing costs a memtable
+	// flush and a log of the dirty cache entries.
 	MaxChangelogBytes int64
 
 	// FS is the file system Pebble uses; nil means the operating system's.

@@ -67,8 +67,8 @@ type cacheEntry struct {
 	// and folds it into stale when the snapshot ends.
 	stale    bool
 	replaced bool
-	epoch uint64 // valueCache.epoch when the task goroutine last owned it
-	mod   uint64 // valueCache.epoch when last modified (0: never)
+	epoch    uint64 // valueCache.epoch when the task goroutine last owned it
+	mod      uint64 // valueCache.epoch when last modified (0: never)
 }
 
 // entryOverhead approximates the memory of an entry beyond its key and value:

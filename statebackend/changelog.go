@@ -52,7 +52,7 @@ const (
 	basePrefix     = "weir-base-"
 
 	// DefaultMaxChangelogBytes is the default Options.MaxChangelogBytes.
-	DefaultMaxChangelogBytes = 256 << 20
+	DefaultMaxChangelogBytes = 64 << 20
 	logRecordBytes           = 1 << 20 // frozen entries per record
 )
 
