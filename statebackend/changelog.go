@@ -243,37 +243,61 @@ type replayOp struct {
 	val  []byte
 }
 
-// replayLogs applies the change logs at paths, in order, to db. Operations
-// are folded per key first (the last Set or Delete wins; merge operands
-// concatenate, as pebble.DefaultMerger does), so a key changed in every log
-// is written once.
-func replayLogs(fs vfs.FS, db *pebble.DB, paths []string) error {
+// foldLogs reads the change logs at paths and folds their operations per
+// key, in order: the last Set or Delete wins, merge operands concatenate (as
+// pebble.DefaultMerger does), so a key changed in every log is applied once.
+func foldLogs(fs vfs.FS, paths []string) (map[string]*replayOp, error) {
 	ops := map[string]*replayOp{}
 	for _, path := range paths {
 		recs, err := readLog(fs, path)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for i, rec := range recs {
 			r := batchrepr.Read(rec)
 			for {
 				kind, k, v, ok, err := r.Next()
 				if err != nil {
-					return fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
+					return nil, fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
 				}
 				if !ok {
 					break
 				}
 				if err := foldOp(ops, kind, k, v); err != nil {
-					return fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
+					return nil, fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
 				}
 			}
 		}
 	}
-	batch := db.NewBatch()
+	return ops, nil
+}
+
+// replayLogs applies the change logs at paths to the backend just opened on
+// their base. Sets and deletes of value and reducing state (kinds by state
+// id) go into the value cache as dirty entries, whatever its capacity:
+// evictions write the excess to Pebble while the job runs, instead of
+// delaying its first record. The rest is written to Pebble.
+func (b *Backend) replayLogs(paths []string, kinds map[uint32]StateKind) error {
+	ops, err := foldLogs(b.fs, paths)
+	if err != nil {
+		return err
+	}
+	c := b.vcache
+	batch := b.db.NewBatch()
 	defer func() { _ = batch.Close() }()
 	for k, op := range ops {
-		var err error
+		if c != nil && op.kind != pebble.InternalKeyKindMerge && len(k) >= 6 {
+			if kind := kinds[binary.BigEndian.Uint32([]byte(k[2:6]))]; kind == KindValue || kind == KindReducing {
+				e := &cacheEntry{key: k, present: op.kind == pebble.InternalKeyKindSet, dirty: true, epoch: c.epoch}
+				if e.present {
+					e.val = append([]byte(nil), op.val...)
+				}
+				c.m[k] = e
+				c.bytes += e.size()
+				c.dirty = append(c.dirty, e)
+				continue
+			}
+		}
 		switch op.kind {
 		case pebble.InternalKeyKindSet:
 			err = batch.Set(unsafeBytes(k), op.val, nil)
@@ -296,6 +320,42 @@ func replayLogs(fs vfs.FS, db *pebble.DB, paths []string) error {
 		return nil
 	}
 	return batch.Commit(pebble.NoSync)
+}
+
+// adoptChain makes the restored checkpoint in checkpointDir (its Pebble
+// files and its logs) the backend's base and change logs, so that the next
+// snapshot logs on top of them like the run that took it.
+func (b *Backend) adoptChain(checkpointDir string, meta *snapshotMeta) error {
+	base := b.fs.PathJoin(b.dir, basePrefix+strconv.FormatUint(meta.Base, 10))
+	if err := b.fs.MkdirAll(base, 0o755); err != nil {
+		return err
+	}
+	files, err := listFiles(b.fs, checkpointDir)
+	if err != nil {
+		return err
+	}
+	sizes := map[string]int64{}
+	for _, f := range files {
+		sizes[f.Name] = f.Size
+		if f.Name == SnapshotMetaFile || isLog(f.Name) {
+			continue
+		}
+		if err := vfs.LinkOrCopy(b.fs, b.fs.PathJoin(checkpointDir, f.Name), b.fs.PathJoin(base, f.Name)); err != nil {
+			return err
+		}
+	}
+	var chain []logRef
+	var total int64
+	for _, name := range meta.Changelog {
+		r := logRef{name: name, path: b.fs.PathJoin(b.cl.dir, name), size: sizes[name]}
+		if err := vfs.LinkOrCopy(b.fs, b.fs.PathJoin(checkpointDir, name), r.path); err != nil {
+			return err
+		}
+		chain = append(chain, r)
+		total += r.size
+	}
+	b.cl.base, b.cl.baseID, b.cl.chain, b.cl.bytes, b.cl.needBase = base, meta.Base, chain, total, false
+	return nil
 }
 
 func foldOp(ops map[string]*replayOp, kind pebble.InternalKeyKind, k, v []byte) error {

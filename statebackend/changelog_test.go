@@ -52,8 +52,8 @@ func checkCounts(t *testing.T, b *Backend, v *Value[int64], keys, from int) {
 }
 
 // TestChangelogRestoreAndContinue: logging snapshots hold the base and every
-// log since; a restored backend materializes its first snapshot, and that one
-// restores too.
+// log since; a restored backend goes on logging on the restored chain, and
+// its checkpoints restore too.
 func TestChangelogRestoreAndContinue(t *testing.T) {
 	root := t.TempDir()
 	opts := Options{Changelog: true, MemTableSize: 256 << 10}
@@ -98,8 +98,19 @@ func TestChangelogRestoreAndContinue(t *testing.T) {
 	}
 	checkCounts(t, r, rv, 1000, 4000)
 	countTo(t, r, rv, 500, 5000)
-	if _, mat := snapshotNow(t, r, root, 5); !mat {
-		t.Fatal("first snapshot after a restore logged; want it to materialize")
+	// The restored backend logs on top of the restored base and logs.
+	files, mat := snapshotNow(t, r, root, 5)
+	if mat {
+		t.Fatal("first snapshot after a restore materialized; want it to log on the restored chain")
+	}
+	var got []string
+	for _, f := range files.Files {
+		if isLog(f.Name) {
+			got = append(got, f.Name)
+		}
+	}
+	if want := append(logs, logName(5)); !slices.Equal(got, want) {
+		t.Fatalf("checkpoint 5 holds logs %v, want %v", got, want)
 	}
 	countTo(t, r, rv, 10, 6000)
 	if _, mat := snapshotNow(t, r, root, 6); mat {

@@ -605,9 +605,19 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 			}
 			paths[i] = fs.PathJoin(checkpointDir, name)
 		}
-		if err := replayLogs(fs, b.db, paths); err != nil {
+		kinds := map[uint32]StateKind{}
+		for _, si := range meta.States {
+			kinds[si.ID] = si.Kind
+		}
+		if err := b.replayLogs(paths, kinds); err != nil {
 			_ = b.Close()
 			return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
+		}
+		if b.cl.on {
+			if err := b.adoptChain(checkpointDir, meta); err != nil {
+				_ = b.Close()
+				return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
+			}
 		}
 	}
 	b.restored = make(map[string]StateInfo, len(meta.States))

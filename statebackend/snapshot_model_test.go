@@ -181,9 +181,23 @@ func runSnapshotModel(t *testing.T, seed uint64, ops int, opts Options) {
 		snap = nil
 	}
 
+	restores := 0
 	for op := range ops {
 		if snap != nil && op >= endAt {
 			endSnapshot()
+		}
+		if snap == nil && len(done) > 0 && r.IntN(300) == 0 {
+			// Crash: continue from the last persisted snapshot.
+			p := done[len(done)-1]
+			if err := b.Close(); err != nil {
+				fail("close before restore: %v", err)
+			}
+			restores++
+			if b, err = OpenFromCheckpoint(filepath.Join(root, fmt.Sprint("continue", restores)), p.dir, opts); err != nil {
+				fail("restore %d to continue: %v", p.cp, err)
+			}
+			s, m = register(t, b), p.model.clone()
+			trace = append(trace, fmt.Sprintf("restore %d and continue", p.cp))
 		}
 		if snap == nil && r.IntN(100) == 0 {
 			cp++
@@ -295,7 +309,7 @@ func runSnapshotModel(t *testing.T, seed uint64, ops int, opts Options) {
 	if len(done) == 0 {
 		t.Logf("seed %d: no snapshot persisted", seed)
 	}
-	t.Logf("%d snapshots materialized, %d logged", kinds[true], kinds[false])
+	t.Logf("%d snapshots materialized, %d logged, %d restores to continue", kinds[true], kinds[false], restores)
 	if opts.Changelog && kinds[true]+kinds[false] >= 8 && (kinds[false] == 0 || opts.MaxChangelogBytes > 0 && kinds[true] < 2) {
 		fail("changelog: %d snapshots materialized, %d logged: both paths should run", kinds[true], kinds[false])
 	}
