@@ -10,6 +10,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/batchrepr"
@@ -197,9 +198,13 @@ func readLog(fs vfs.FS, path string) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	data, err := io.ReadAll(f)
-	_ = f.Close()
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
+		return nil, fmt.Errorf("read %q: %w", path, err)
+	}
+	data := make([]byte, fi.Size())
+	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, fmt.Errorf("read %q: %w", path, err)
 	}
 	return parseLog(path, data)
@@ -243,61 +248,66 @@ type replayOp struct {
 	val  []byte
 }
 
-// foldLogs reads the change logs at paths and folds their operations per
-// key, in order: the last Set or Delete wins, merge operands concatenate (as
-// pebble.DefaultMerger does), so a key changed in every log is applied once.
-func foldLogs(fs vfs.FS, paths []string) (map[string]*replayOp, error) {
-	ops := map[string]*replayOp{}
+// replayLogs applies the change logs at paths, in order, to the backend
+// just opened on their base. Sets and deletes of value and reducing state
+// (cached[state id]) go into the value cache as dirty entries, whatever its
+// capacity: evictions write the excess to Pebble while the job runs,
+// instead of delaying its first record. The other operations are folded per
+// key (the last Set or Delete wins, merge operands concatenate as
+// pebble.DefaultMerger does) and written to Pebble once per key.
+//
+// Cached entries alias the logs' bytes (keys and values capped to their
+// length), which are never modified: no allocation per value.
+func (b *Backend) replayLogs(paths []string, cached map[uint32]bool) error {
+	var (
+		recs  [][]byte
+		total int
+	)
 	for _, path := range paths {
-		recs, err := readLog(fs, path)
+		rs, err := readLog(b.fs, path)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		for i, rec := range recs {
-			r := batchrepr.Read(rec)
-			for {
-				kind, k, v, ok, err := r.Next()
-				if err != nil {
-					return nil, fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
-				}
-				if !ok {
-					break
-				}
-				if err := foldOp(ops, kind, k, v); err != nil {
-					return nil, fmt.Errorf("%w %q: record %d: %v", errCorruptLog, path, i, err)
-				}
+		for _, r := range rs {
+			h, _ := batchrepr.ReadHeader(r)
+			total += int(h.Count)
+		}
+		recs = append(recs, rs...)
+	}
+	c := b.vcache
+	if c != nil && len(c.m) == 0 {
+		c.m = make(map[string]*cacheEntry, total)
+	}
+	ops := map[string]*replayOp{}
+	for i, rec := range recs {
+		r := batchrepr.Read(rec)
+		for {
+			kind, k, v, ok, err := r.Next()
+			if err != nil {
+				return fmt.Errorf("%w: record %d of %d: %v", errCorruptLog, i, len(recs), err)
+			}
+			if !ok {
+				break
+			}
+			if c != nil && len(k) >= 6 && cached[binary.BigEndian.Uint32(k[2:6])] {
+				err = c.replay(ops, kind, k, v)
+			} else {
+				err = foldOp(ops, kind, k, v)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: record %d of %d: %v", errCorruptLog, i, len(recs), err)
 			}
 		}
 	}
-	return ops, nil
-}
-
-// replayLogs applies the change logs at paths to the backend just opened on
-// their base. Sets and deletes of value and reducing state (kinds by state
-// id) go into the value cache as dirty entries, whatever its capacity:
-// evictions write the excess to Pebble while the job runs, instead of
-// delaying its first record. The rest is written to Pebble.
-func (b *Backend) replayLogs(paths []string, kinds map[uint32]StateKind) error {
-	ops, err := foldLogs(b.fs, paths)
-	if err != nil {
-		return err
+	if c != nil {
+		for _, e := range c.m {
+			c.dirty = append(c.dirty, e)
+		}
 	}
-	c := b.vcache
 	batch := b.db.NewBatch()
 	defer func() { _ = batch.Close() }()
 	for k, op := range ops {
-		if c != nil && op.kind != pebble.InternalKeyKindMerge && len(k) >= 6 {
-			if kind := kinds[binary.BigEndian.Uint32([]byte(k[2:6]))]; kind == KindValue || kind == KindReducing {
-				e := &cacheEntry{key: k, present: op.kind == pebble.InternalKeyKindSet, dirty: true, epoch: c.epoch}
-				if e.present {
-					e.val = append([]byte(nil), op.val...)
-				}
-				c.m[k] = e
-				c.bytes += e.size()
-				c.dirty = append(c.dirty, e)
-				continue
-			}
-		}
+		var err error
 		switch op.kind {
 		case pebble.InternalKeyKindSet:
 			err = batch.Set(unsafeBytes(k), op.val, nil)
@@ -320,6 +330,45 @@ func (b *Backend) replayLogs(paths []string, kinds map[uint32]StateKind) error {
 		return nil
 	}
 	return batch.Commit(pebble.NoSync)
+}
+
+// replay applies one logged operation of a cached state to the cache (ops
+// holds the keys that a merge took out of it).
+func (c *valueCache) replay(ops map[string]*replayOp, kind pebble.InternalKeyKind, k, v []byte) error {
+	if kind == pebble.InternalKeyKindMerge {
+		// Not written by value or reducing state; fold it on top of the
+		// cached value in ops, like any other state.
+		if e, ok := c.m[string(k)]; ok {
+			op := &replayOp{kind: pebble.InternalKeyKindDelete}
+			if e.present {
+				op.kind, op.val = pebble.InternalKeyKindSet, e.val
+			}
+			ops[e.key] = op
+			delete(c.m, e.key)
+			c.bytes -= e.size()
+		}
+		return foldOp(ops, kind, k, v)
+	}
+	if kind != pebble.InternalKeyKindSet && kind != pebble.InternalKeyKindDelete {
+		return fmt.Errorf("unexpected operation %v", kind)
+	}
+	if len(ops) > 0 {
+		delete(ops, string(k))
+	}
+	e, ok := c.m[string(k)]
+	if !ok {
+		e = &cacheEntry{key: unsafe.String(unsafe.SliceData(k), len(k)), dirty: true, epoch: c.epoch}
+		c.m[e.key] = e
+	} else {
+		c.bytes -= e.size()
+	}
+	e.present = kind == pebble.InternalKeyKindSet
+	e.val = nil
+	if e.present {
+		e.val = v[:len(v):len(v)]
+	}
+	c.bytes += e.size()
+	return nil
 }
 
 // adoptChain makes the restored checkpoint in checkpointDir (its Pebble
@@ -358,6 +407,7 @@ func (b *Backend) adoptChain(checkpointDir string, meta *snapshotMeta) error {
 	return nil
 }
 
+// foldOp folds one operation into ops.
 func foldOp(ops map[string]*replayOp, kind pebble.InternalKeyKind, k, v []byte) error {
 	switch kind {
 	case pebble.InternalKeyKindSet:

@@ -287,3 +287,53 @@ const (
 	kindDelete = pebble.InternalKeyKindDelete
 	kindMerge  = pebble.InternalKeyKindMerge
 )
+
+// BenchmarkRestoreChangelog restores a checkpoint whose base log holds
+// WEIR_BENCH_KEYS (default 600K) dirty values of 100 bytes (about a full
+// default value cache): one op is one restore.
+func BenchmarkRestoreChangelog(b *testing.B) {
+	keys := 600_000
+	root := b.TempDir()
+	src, err := Open(filepath.Join(root, "state"), Options{Changelog: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := NewValue(src, "v", MustCodecFor[[]byte]())
+	if err != nil {
+		b.Fatal(err)
+	}
+	val := make([]byte, 100)
+	for i := range keys {
+		setKey(src, fmt.Sprint("key-", i))
+		v.Set(val)
+	}
+	s, err := src.Snapshot(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cp := filepath.Join(root, "cp")
+	if _, err := s.Persist(context.Background(), cp); err != nil {
+		b.Fatal(err)
+	}
+	if err := src.Release(s); err != nil {
+		b.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		r, err := OpenFromCheckpoint(filepath.Join(root, fmt.Sprint("r", i)), cp, Options{Changelog: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if n := len(r.vcache.m); n < keys*9/10 {
+			b.Fatalf("restored %d cached entries, want about %d", n, keys)
+		}
+		if err := r.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+}

@@ -605,11 +605,11 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 			}
 			paths[i] = fs.PathJoin(checkpointDir, name)
 		}
-		kinds := map[uint32]StateKind{}
+		cached := map[uint32]bool{}
 		for _, si := range meta.States {
-			kinds[si.ID] = si.Kind
+			cached[si.ID] = si.Kind == KindValue || si.Kind == KindReducing
 		}
-		if err := b.replayLogs(paths, kinds); err != nil {
+		if err := b.replayLogs(paths, cached); err != nil {
 			_ = b.Close()
 			return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
 		}
