@@ -481,12 +481,7 @@ func (b *Backend) endLogging(s *Snapshot, err error) {
 		return
 	}
 	if s.materialize {
-		if b.cl.base != "" {
-			_ = b.fs.RemoveAll(b.cl.base)
-		}
-		for _, r := range b.cl.chain {
-			_ = b.fs.Remove(r.path)
-		}
+		// persistBase removed the old base and logs.
 		b.cl.base, b.cl.baseID = s.newBase, s.checkpoint
 		b.cl.chain, b.cl.bytes, b.cl.needBase = nil, 0, false
 	}
@@ -558,6 +553,14 @@ func (s *Snapshot) persistBase(ctx context.Context, dir string) (*SnapshotFiles,
 		return nil, err
 	}
 	s.newBase, s.newLog = base, ref
+	// The backend switches to the new base whatever happens next; the
+	// checkpoint directories that use the old one hold links.
+	if s.base != "" {
+		_ = s.fs.RemoveAll(s.base)
+	}
+	for _, r := range s.chain {
+		_ = s.fs.Remove(r.path)
+	}
 	return files, nil
 }
 

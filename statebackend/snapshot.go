@@ -248,14 +248,9 @@ func (b *Backend) Snapshot(checkpoint uint64) (*Snapshot, error) {
 		baseID:      b.cl.baseID,
 		chain:       slices.Clone(b.cl.chain),
 	}
-	if w := b.cl.w; w != nil {
-		b.cl.w = nil
-		if s.materialize {
-			w.discard() // the Pebble checkpoint holds these batches
-		} else {
-			s.log = w
-		}
-	}
+	// A materializing Persist discards the log (off the barrier path: an
+	// unlink of a large file can take milliseconds).
+	s.log, b.cl.w = b.cl.w, nil
 	if c := b.vcache; c != nil {
 		if s.materialize {
 			s.frozen, c.dirty = c.dirty, nil
