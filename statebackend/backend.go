@@ -175,6 +175,10 @@ type Backend struct {
 		bytes    int64    // size of chain
 		w        *logWriter
 		seq      int
+		// ops are the logged writes not committed yet, as a Pebble batch
+		// representation of count operations.
+		ops   []byte
+		count uint32
 		// needBase: the next snapshot materializes (no base yet, a
 		// snapshot failed, or restored state is not in the base).
 		needBase bool
@@ -529,14 +533,15 @@ func (b *Backend) closeQuiet(c io.Closer) {
 	}
 }
 
+// set, merge and delete write a state's key into the batch and, with a
+// changelog, into the next change log.
 func (b *Backend) set(key, val []byte) {
-	if err := b.batch.Set(key, val, nil); err != nil {
-		b.setErr(fmt.Errorf("statebackend: write %q: %w", b.dir, err))
-	}
-	b.maybeCommit()
+	b.logOp(pebble.InternalKeyKindSet, key, val)
+	b.batchSet(key, val)
 }
 
 func (b *Backend) merge(key, val []byte) {
+	b.logOp(pebble.InternalKeyKindMerge, key, val)
 	if err := b.batch.Merge(key, val, nil); err != nil {
 		b.setErr(fmt.Errorf("statebackend: write %q: %w", b.dir, err))
 	}
@@ -544,6 +549,19 @@ func (b *Backend) merge(key, val []byte) {
 }
 
 func (b *Backend) delete(key []byte) {
+	b.logOp(pebble.InternalKeyKindDelete, key, nil)
+	b.batchDelete(key)
+}
+
+// batchSet and batchDelete write into the batch only.
+func (b *Backend) batchSet(key, val []byte) {
+	if err := b.batch.Set(key, val, nil); err != nil {
+		b.setErr(fmt.Errorf("statebackend: write %q: %w", b.dir, err))
+	}
+	b.maybeCommit()
+}
+
+func (b *Backend) batchDelete(key []byte) {
 	if err := b.batch.Delete(key, nil); err != nil {
 		b.setErr(fmt.Errorf("statebackend: write %q: %w", b.dir, err))
 	}

@@ -227,10 +227,12 @@ func (b *Backend) writeBack(e *cacheEntry) {
 // writeEntry writes the value of e into the batch; e is not modified.
 func (b *Backend) writeEntry(e *cacheEntry) {
 	key := unsafeBytes(e.key)
+	// Not logged: the entry's value is in a change log already, or will
+	// be at the barrier (the changed list keeps evicted entries).
 	if e.present {
-		b.set(key, e.val)
+		b.batchSet(key, e.val)
 	} else {
-		b.delete(key)
+		b.batchDelete(key)
 	}
 }
 

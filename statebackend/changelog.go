@@ -431,10 +431,35 @@ func foldOp(ops map[string]*replayOp, kind pebble.InternalKeyKind, k, v []byte) 
 	return nil
 }
 
-// logCommit appends the batch about to be committed to this epoch's change
-// log, when the next snapshot may log.
+// logOp records a state write for the change log.
+func (b *Backend) logOp(kind pebble.InternalKeyKind, key, val []byte) {
+	if !b.cl.on {
+		return
+	}
+	if len(b.cl.ops) == 0 {
+		b.cl.ops = append(b.cl.ops, make([]byte, batchrepr.HeaderLen)...)
+	}
+	b.cl.ops = append(b.cl.ops, byte(kind))
+	b.cl.ops = binary.AppendUvarint(b.cl.ops, uint64(len(key)))
+	b.cl.ops = append(b.cl.ops, key...)
+	if kind != pebble.InternalKeyKindDelete {
+		b.cl.ops = binary.AppendUvarint(b.cl.ops, uint64(len(val)))
+		b.cl.ops = append(b.cl.ops, val...)
+	}
+	b.cl.count++
+}
+
+// logCommit appends the writes logged since the last commit to this
+// epoch's change log, when the next snapshot may log (else the base will
+// hold them). Write-backs of the value cache are not logged (writeEntry).
 func (b *Backend) logCommit() error {
-	if !b.cl.on || b.cl.needBase || b.closed {
+	if b.cl.count == 0 {
+		return nil
+	}
+	ops := b.cl.ops
+	binary.LittleEndian.PutUint32(ops[8:batchrepr.HeaderLen], b.cl.count)
+	b.cl.ops, b.cl.count = ops[:0], 0
+	if b.cl.needBase || b.closed {
 		return nil
 	}
 	if b.cl.w == nil {
@@ -444,7 +469,7 @@ func (b *Backend) logCommit() error {
 		}
 		b.cl.w = w
 	}
-	return b.cl.w.record(b.batch.Repr())
+	return b.cl.w.record(ops)
 }
 
 func (b *Backend) newLog() (*logWriter, error) {
