@@ -121,14 +121,21 @@
 //     per update); evicting a frozen entry writes its value into the held
 //     batch. Superseded frozen entries stay in memory until the snapshot
 //     ends.
-//   - Snapshot.Persist(ctx, dir) writes the frozen entries to Pebble in its
-//     own batches (the DB is safe for concurrent use; the task's batch is
-//     never touched), flushes the memtables, makes dir a Pebble checkpoint
-//     (hard links to the tables, copies of MANIFEST and OPTIONS) and writes
-//     SnapshotMetaFile (checkpoint id, key groups, States()) into it. It
-//     returns the files, each FileShared (.sst, .blob: immutable, upload
-//     once) or FilePrivate. Measured: 1.2 s for 1M frozen entries (about
-//     20 MB) on the 2-core VM, most of it writing the entries.
+//   - Without Options.Changelog, Snapshot.Persist(ctx, dir) writes the
+//     frozen entries to Pebble in its own batches (the DB is safe for
+//     concurrent use; the task's batch is never touched), flushes the
+//     memtables, makes dir a Pebble checkpoint (hard links to the tables,
+//     copies of MANIFEST and OPTIONS) and writes SnapshotMetaFile
+//     (checkpoint id, key groups, States()) into it. It returns the files,
+//     each FileShared (.sst, .blob: immutable, upload once) or FilePrivate.
+//     Measured: 1.2 s for 1M frozen entries (about 20 MB) on the 2-core VM,
+//     most of it writing the entries.
+//   - With Options.Changelog (the engine's choice under checkpoints) the
+//     frozen entries are those changed since the last barrier, and Persist
+//     writes them, after the state writes committed since then, into a
+//     change log (FileShared, changelog-<n>.wlog); dir links the last base
+//     (a Pebble checkpoint plus a log of the dirty entries) and every log
+//     since. See changelog.go and docs/changelog-state.md.
 //   - The task goroutine polls Snapshot.Done between batches and calls
 //     Backend.Release, which commits the held batch (after writing the
 //     frozen entries itself if Persist failed before it did). Abort ends a
@@ -141,7 +148,7 @@
 // OpenFromCheckpoint(dir, checkpointDir, opts) restores: it hard-links the
 // tables of checkpointDir into the empty dir (copies across file systems),
 // copies the private files (Pebble appends to its MANIFEST, so it must not be
-// shared) and opens it; registrations are then checked against the stored
+// shared), opens it and replays the change logs, if any; registrations are then checked against the stored
 // states (RestoredStates). The working directory of a failed run is never
 // reused: it holds writes made after the checkpoint. Local recovery instead
 // reuses the local checkpoint directory that Persist wrote, when

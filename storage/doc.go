@@ -6,7 +6,7 @@
 //
 // All names are '/'-separated and relative to the store's root (see ValidName):
 //
-//	shared/<sha256-hex>-<size>.sst                 an immutable SSTable, referenced by many checkpoints
+//	shared/<sha256-hex>-<size>.sst                 an immutable state file (an SSTable or a change log), referenced by many checkpoints
 //	chk-<id>/<escaped-operator-uid>/<subtask>/<file>  a private file of one checkpoint
 //	chk-<id>/MANIFEST                              the commit point of checkpoint <id>
 //
