@@ -92,7 +92,11 @@ func createLog(fs vfs.FS, path string) (*logWriter, error) {
 	}
 	l := &logWriter{fs: fs, path: path, f: f, w: bufio.NewWriterSize(f, 256<<10)}
 	l.write([]byte(changelogMagic))
-	return l, l.err
+	if l.err != nil {
+		l.discard()
+		return nil, l.err
+	}
+	return l, nil
 }
 
 func (l *logWriter) write(p []byte) {
@@ -580,11 +584,13 @@ func (s *Snapshot) persistBase(ctx context.Context, dir string) (*SnapshotFiles,
 	s.newBase, s.newLog = base, ref
 	// The backend switches to the new base whatever happens next; the
 	// checkpoint directories that use the old one hold links.
-	if s.base != "" {
+	if s.base != "" && s.base != base {
 		_ = s.fs.RemoveAll(s.base)
 	}
 	for _, r := range s.chain {
-		_ = s.fs.Remove(r.path)
+		if r.path != ref.path {
+			_ = s.fs.Remove(r.path)
+		}
 	}
 	return files, nil
 }
