@@ -43,8 +43,10 @@ import (
 //
 // Log file format: the magic changelogMagic, then records, each a uvarint
 // length and a Pebble batch representation (Set, Merge and Delete
-// operations), then the CRC32C (Castagnoli, little endian) of all bytes
-// before it and the magic changelogEnd.
+// operations), then the CRC32C (Castagnoli) of all bytes before it, big
+// endian, and the magic changelogEnd. (Little endian, a CRC32C right after
+// the bytes it covers makes the whole file's CRC32C the same for every log;
+// the engine tells files apart by it.)
 const (
 	changelogDir   = "weir-changelog"
 	changelogExt   = ".wlog"
@@ -122,7 +124,7 @@ func (l *logWriter) record(repr []byte) error {
 // finish writes the trailer, syncs and closes the file, and returns its size.
 func (l *logWriter) finish() (int64, error) {
 	var t [4]byte
-	binary.LittleEndian.PutUint32(t[:], l.crc)
+	binary.BigEndian.PutUint32(t[:], l.crc)
 	l.write(t[:])
 	l.write([]byte(changelogEnd))
 	if l.err == nil {
@@ -226,7 +228,7 @@ func parseLog(path string, data []byte) ([][]byte, error) {
 		return nil, bad("no %s trailer (truncated?)", changelogEnd)
 	}
 	body := data[:len(data)-tail]
-	want := binary.LittleEndian.Uint32(data[len(body):])
+	want := binary.BigEndian.Uint32(data[len(body):])
 	if got := crc32.Checksum(body, castagnoli); got != want {
 		return nil, bad("CRC32C %08x, trailer says %08x", got, want)
 	}
