@@ -310,33 +310,54 @@ func (b *Backend) replayLogs(paths []string, cached map[uint32]bool) error {
 			c.dirty = append(c.dirty, e)
 		}
 	}
-	batch := b.db.NewBatch()
-	defer func() { _ = batch.Close() }()
+	w := newChunked(b.db)
+	defer w.close()
 	for k, op := range ops {
-		var err error
-		switch op.kind {
-		case pebble.InternalKeyKindSet:
-			err = batch.Set(unsafeBytes(k), op.val, nil)
-		case pebble.InternalKeyKindDelete:
-			err = batch.Delete(unsafeBytes(k), nil)
-		default:
-			err = batch.Merge(unsafeBytes(k), op.val, nil)
-		}
-		if err != nil {
+		if err := w.write(op.kind, unsafeBytes(k), op.val); err != nil {
 			return err
 		}
-		if batch.Len() >= defaultCommitBytes {
-			if err := batch.Commit(pebble.NoSync); err != nil {
-				return err
-			}
-			batch.Reset()
-		}
 	}
-	if batch.Empty() {
+	return w.commit()
+}
+
+// chunked writes into a batch of db that it commits every
+// defaultCommitBytes (for writes that need no atomicity) and at commit.
+type chunked struct {
+	db    *pebble.DB
+	batch *pebble.Batch
+}
+
+func newChunked(db *pebble.DB) *chunked { return &chunked{db: db, batch: db.NewBatch()} }
+
+// write adds a Set, Delete or Merge.
+func (c *chunked) write(kind pebble.InternalKeyKind, k, v []byte) error {
+	var err error
+	switch kind {
+	case pebble.InternalKeyKindSet:
+		err = c.batch.Set(k, v, nil)
+	case pebble.InternalKeyKindDelete:
+		err = c.batch.Delete(k, nil)
+	default:
+		err = c.batch.Merge(k, v, nil)
+	}
+	if err != nil || c.batch.Len() < defaultCommitBytes {
+		return err
+	}
+	if err := c.batch.Commit(pebble.NoSync); err != nil {
+		return err
+	}
+	c.batch.Reset()
+	return nil
+}
+
+func (c *chunked) commit() error {
+	if c.batch.Empty() {
 		return nil
 	}
-	return batch.Commit(pebble.NoSync)
+	return c.batch.Commit(pebble.NoSync)
 }
+
+func (c *chunked) close() { _ = c.batch.Close() }
 
 // replay applies one logged operation of a cached state to the cache (ops
 // holds the keys that a merge took out of it).

@@ -33,6 +33,30 @@ func snapshotNow(t *testing.T, b *Backend, root string, id uint64) (*SnapshotFil
 	return files, s.materialize
 }
 
+// counter opens (open) or restores (restore from checkpointDir) a backend
+// and registers the value state "n"; the backend is closed with the test.
+func counter(t *testing.T, dir, checkpointDir string, opts Options) (*Backend, *Value[int64]) {
+	t.Helper()
+	var (
+		b   *Backend
+		err error
+	)
+	if checkpointDir == "" {
+		b, err = Open(dir, opts)
+	} else {
+		b, err = OpenFromCheckpoint(dir, checkpointDir, opts)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	v, err := NewValue(b, "n", MustCodecFor[int64]())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, v
+}
+
 func countTo(t *testing.T, b *Backend, v *Value[int64], keys, from int) {
 	t.Helper()
 	for i := range keys {
@@ -60,15 +84,7 @@ func checkCounts(t *testing.T, b *Backend, v *Value[int64], keys, from int) {
 func TestChangelogRestoreAndContinue(t *testing.T) {
 	root := t.TempDir()
 	opts := Options{Changelog: true, MemTableSize: 256 << 10}
-	b, err := Open(filepath.Join(root, "state"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	v, err := NewValue(b, "n", MustCodecFor[int64]())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, v := counter(t, filepath.Join(root, "state"), "", opts)
 	var logs []string
 	for id := uint64(1); id <= 4; id++ {
 		countTo(t, b, v, 1000, int(id)*1000)
@@ -90,15 +106,7 @@ func TestChangelogRestoreAndContinue(t *testing.T) {
 			t.Fatalf("checkpoint %d holds logs %v, want %v", id, got, logs)
 		}
 	}
-	r, err := OpenFromCheckpoint(filepath.Join(root, "restored"), filepath.Join(root, "cp4"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	rv, err := NewValue(r, "n", MustCodecFor[int64]())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, rv := counter(t, filepath.Join(root, "restored"), filepath.Join(root, "cp4"), opts)
 	checkCounts(t, r, rv, 1000, 4000)
 	countTo(t, r, rv, 500, 5000)
 	// The restored backend logs on top of the restored base and logs.
@@ -119,15 +127,7 @@ func TestChangelogRestoreAndContinue(t *testing.T) {
 	if _, mat := snapshotNow(t, r, root, 6); mat {
 		t.Fatal("second snapshot after a restore materialized")
 	}
-	r2, err := OpenFromCheckpoint(filepath.Join(root, "restored2"), filepath.Join(root, "cp6"), opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r2.Close()
-	rv2, err := NewValue(r2, "n", MustCodecFor[int64]())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r2, rv2 := counter(t, filepath.Join(root, "restored2"), filepath.Join(root, "cp6"), opts)
 	checkCounts(t, r2, rv2, 10, 6000)
 	for i := 10; i < 500; i++ {
 		setKey(r2, fmt.Sprint("k", i))
@@ -137,15 +137,7 @@ func TestChangelogRestoreAndContinue(t *testing.T) {
 	}
 	// The earlier checkpoints still restore: their directories hold links,
 	// not the backend's base and logs, which materialization removed.
-	r3, err := OpenFromCheckpoint(filepath.Join(root, "restored3"), filepath.Join(root, "cp3"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r3.Close()
-	rv3, err := NewValue(r3, "n", MustCodecFor[int64]())
-	if err != nil {
-		t.Fatal(err)
-	}
+	r3, rv3 := counter(t, filepath.Join(root, "restored3"), filepath.Join(root, "cp3"), Options{})
 	checkCounts(t, r3, rv3, 1000, 3000)
 }
 
@@ -155,15 +147,7 @@ func TestChangelogRestoreAndContinue(t *testing.T) {
 func TestChangelogMaterializesAtBound(t *testing.T) {
 	root := t.TempDir()
 	state := filepath.Join(root, "state")
-	b, err := Open(state, Options{Changelog: true, MaxChangelogBytes: 80 << 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	v, err := NewValue(b, "n", MustCodecFor[int64]())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, v := counter(t, state, "", Options{Changelog: true, MaxChangelogBytes: 80 << 10})
 	var kinds []string
 	for id := uint64(1); id <= 8; id++ {
 		countTo(t, b, v, 1000, int(id)) // ~22 KB of log each
@@ -192,15 +176,7 @@ func TestChangelogMaterializesAtBound(t *testing.T) {
 // error that names the file and the damage.
 func TestChangelogDamaged(t *testing.T) {
 	root := t.TempDir()
-	b, err := Open(filepath.Join(root, "state"), Options{Changelog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	v, err := NewValue(b, "n", MustCodecFor[int64]())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, v := counter(t, filepath.Join(root, "state"), "", Options{Changelog: true})
 	for id := uint64(1); id <= 2; id++ {
 		countTo(t, b, v, 100, 0)
 		snapshotNow(t, b, root, id)

@@ -403,32 +403,21 @@ func (s *Snapshot) finish(ctx context.Context, dir string) (*SnapshotFiles, erro
 // defaultCommitBytes (the apply needs no atomicity: nobody reads these keys
 // from Pebble before the snapshot ends, see valueCache).
 func applyFrozen(db *pebble.DB, frozen []*cacheEntry) error {
-	batch := db.NewBatch()
-	defer func() { _ = batch.Close() }()
+	w := newChunked(db)
+	defer w.close()
 	for _, e := range frozen {
 		if !e.dirty || e.stale { // written back, or replaced, before the barrier
 			continue
 		}
-		var err error
+		kind := pebble.InternalKeyKindDelete
 		if e.present {
-			err = batch.Set(unsafeBytes(e.key), e.val, nil)
-		} else {
-			err = batch.Delete(unsafeBytes(e.key), nil)
+			kind = pebble.InternalKeyKindSet
 		}
-		if err != nil {
+		if err := w.write(kind, unsafeBytes(e.key), e.val); err != nil {
 			return err
 		}
-		if batch.Len() >= defaultCommitBytes {
-			if err := batch.Commit(pebble.NoSync); err != nil {
-				return err
-			}
-			batch.Reset()
-		}
 	}
-	if batch.Empty() {
-		return nil
-	}
-	return batch.Commit(pebble.NoSync)
+	return w.commit()
 }
 
 // Release ends snapshot s after its Persist returned (s.Done() is closed),
