@@ -83,10 +83,11 @@ type Options struct {
 	// then (see changelog.go). The engine sets it when checkpoints are on.
 	Changelog bool
 	// MaxChangelogBytes: with Changelog, a snapshot materializes once the
-	// logs since the last materialization reach this many bytes, or twice
-	// the base's own log if that is more (default DefaultMaxChangelogBytes).
-	// Restoring applies up to that much log; materializing costs a memtable
-	// flush and a log of the dirty cache entries.
+	// logs written since the last materialization, not counting the log of
+	// dirty cache entries it wrote, reach this many bytes (default
+	// DefaultMaxChangelogBytes). Restoring replays the dirty entries' log
+	// and up to this much more; materializing costs a memtable flush and a
+	// log of the dirty cache entries.
 	MaxChangelogBytes int64
 
 	// FS is the file system Pebble uses; nil means the operating system's.

@@ -23,19 +23,18 @@ import (
 //
 // A snapshot either materializes or logs:
 //
-//   - Materializing (the first one, after a failed snapshot, after a restore,
-//     and once the logs since the last materialization reach
-//     Options.MaxChangelogBytes): the dirty value-cache entries are written
-//     into Pebble, the memtable is flushed and the checkpoint directory is a
-//     Pebble checkpoint, as without a changelog. Its files are also linked
-//     into STATE_DIR/weir-base-<checkpoint>, the base of the next logging
-//     snapshots.
-//   - Logging: the checkpoint directory holds the base's files, the change
-//     logs of the earlier logging snapshots since the base, and a new log:
-//     every batch the backend committed to Pebble since the previous barrier
-//     (appended at each commit) followed by the value-cache entries changed
-//     since then (written by Persist). Dirty cache entries stay dirty: their
-//     values reach Pebble when evicted or at the next materialization.
+//   - Materializing (the first one, after a failed snapshot, and once the
+//     logs written since the base, not counting its own log, reach
+//     Options.MaxChangelogBytes): the memtable (the writes committed until
+//     the barrier) is flushed and checkpointed into
+//     STATE_DIR/weir-base-<checkpoint>, and every dirty value-cache entry is
+//     written into the base's own log. The entries stay cached and dirty.
+//   - Logging: the checkpoint directory holds the base's files, the base's
+//     log and the logs of the snapshots since, and a new log: the state
+//     writes committed since the previous barrier (logged at each commit;
+//     write-backs of the cache are not logged) followed by the value-cache
+//     entries changed since then (written by Persist). Dirty cache entries
+//     stay dirty: their values reach Pebble when evicted.
 //
 // OpenFromCheckpoint opens the base and applies the logs in order. Logs are
 // immutable, named changelog-<checkpoint>.wlog, and FileShared: storage holds
@@ -55,7 +54,7 @@ const (
 	basePrefix     = "weir-base-"
 
 	// DefaultMaxChangelogBytes is the default Options.MaxChangelogBytes.
-	DefaultMaxChangelogBytes = 64 << 20
+	DefaultMaxChangelogBytes = 32 << 20
 	logRecordBytes           = 1 << 20 // frozen entries per record
 )
 
@@ -505,18 +504,19 @@ func (b *Backend) newLog() (*logWriter, error) {
 }
 
 // materializes reports whether the next snapshot materializes: none did
-// yet or the last one failed, or the logs since the base reach
-// max(MaxChangelogBytes, twice the base's own log, which holds the dirty
-// cache entries at the base).
+// yet or the last one failed, or the logs written since the base, not
+// counting the base's own log (the dirty cache entries at the base, which a
+// new base would log again), reach MaxChangelogBytes. A restore replays the
+// base's log and at most that much more, plus one checkpoint's log.
 func (b *Backend) materializes() bool {
 	if !b.cl.on || b.cl.needBase || len(b.cl.chain) == 0 {
 		return true
 	}
-	n := b.cl.bytes
+	n := b.cl.bytes - b.cl.chain[0].size
 	if b.cl.w != nil {
 		n += b.cl.w.n
 	}
-	return n >= max(b.cl.maxBytes, 2*b.cl.chain[0].size)
+	return n >= b.cl.maxBytes
 }
 
 // endLogging updates the changelog state when snapshot s ends; err is what

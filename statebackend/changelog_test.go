@@ -141,13 +141,13 @@ func TestChangelogRestoreAndContinue(t *testing.T) {
 	checkCounts(t, r3, rv3, 1000, 3000)
 }
 
-// TestChangelogMaterializesAtBound: once the logs since the base reach
-// MaxChangelogBytes the next snapshot materializes, and the backend drops
-// the logs and the old base.
+// TestChangelogMaterializesAtBound: once the logs since the base (but its own)
+// reach MaxChangelogBytes the next snapshot materializes, and the backend
+// drops the logs and the old base.
 func TestChangelogMaterializesAtBound(t *testing.T) {
 	root := t.TempDir()
 	state := filepath.Join(root, "state")
-	b, v := counter(t, state, "", Options{Changelog: true, MaxChangelogBytes: 80 << 10})
+	b, v := counter(t, state, "", Options{Changelog: true, MaxChangelogBytes: 60 << 10})
 	var kinds []string
 	for id := uint64(1); id <= 8; id++ {
 		countTo(t, b, v, 1000, int(id)) // ~22 KB of log each
