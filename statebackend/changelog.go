@@ -1,7 +1,6 @@
 package statebackend
 
 import (
-	"slices"
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
