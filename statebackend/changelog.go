@@ -2,7 +2,6 @@ package statebackend
 
 import (
 	"bufio"
-	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -60,7 +59,7 @@ const (
 	dirtyPrefix    = "dirty-"
 
 	// DefaultMaxChangelogBytes is the default Options.MaxChangelogBytes.
-	DefaultMaxChangelogBytes = 64 << 20
+	DefaultMaxChangelogBytes = 32 << 20
 	logRecordBytes           = 1 << 20 // frozen entries per record
 )
 
@@ -648,33 +647,16 @@ func (s *Snapshot) persistBase(ctx context.Context, dir string) (*SnapshotFiles,
 // full cache's entries took most of a 1 GB job's recovery). It returns the
 // table's name, or "" when no entry is dirty.
 func (s *Snapshot) writeDirtyTable(base string) (string, error) {
-	// Sort on the keys' first 16 bytes held in the slice, so that most
-	// comparisons do not follow the entry pointers (which miss the
-	// processor's caches).
-	type sortKey struct {
-		hi, lo uint64
-		e      *cacheEntry
-	}
-	entries := make([]sortKey, 0, len(s.frozen))
+	entries := make([]*cacheEntry, 0, len(s.frozen))
 	for _, e := range s.frozen {
 		if e.dirty && !e.stale {
-			var p [16]byte
-			copy(p[:], e.key)
-			entries = append(entries, sortKey{binary.BigEndian.Uint64(p[:8]), binary.BigEndian.Uint64(p[8:]), e})
+			entries = append(entries, e)
 		}
 	}
 	if len(entries) == 0 {
 		return "", nil
 	}
-	slices.SortFunc(entries, func(a, b sortKey) int {
-		if c := cmp.Compare(a.hi, b.hi); c != 0 {
-			return c
-		}
-		if c := cmp.Compare(a.lo, b.lo); c != 0 {
-			return c
-		}
-		return strings.Compare(a.e.key, b.e.key)
-	})
+	slices.SortFunc(entries, func(a, b *cacheEntry) int { return strings.Compare(a.key, b.key) })
 	name := dirtyPrefix + strconv.FormatUint(s.checkpoint, 10) + ".sst"
 	f, err := s.fs.Create(s.fs.PathJoin(base, name), vfs.WriteCategoryUnspecified)
 	if err != nil {
@@ -683,15 +665,10 @@ func (s *Snapshot) writeDirtyTable(base string) (string, error) {
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{
 		TableFormat:  s.db.TableFormat(),
 		FilterPolicy: bloom.FilterPolicy(10),
-		// Written often (every base), read until compactions rewrite it.
-		Compression: sstable.NoCompression,
 	})
-	for i, k := range entries {
-		e := k.e
-		if i > 0 {
-			if p := entries[i-1]; k.hi == p.hi && k.lo == p.lo && (e == p.e || e.key == p.e.key) {
-				continue // listed twice
-			}
+	for i, e := range entries {
+		if i > 0 && e.key == entries[i-1].key {
+			continue // listed twice
 		}
 		if e.present {
 			err = w.Set(unsafeBytes(e.key), e.val)
