@@ -1,6 +1,7 @@
 package statebackend
 
 import (
+	"slices"
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -8,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"unsafe"
