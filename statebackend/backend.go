@@ -172,7 +172,6 @@ type Backend struct {
 		dir      string   // STATE_DIR/weir-changelog
 		base     string   // files of the last materialization ("" none)
 		baseID   uint64   // its checkpoint
-		dirty    string   // its table of dirty cache entries ("" none)
 		chain    []logRef // logs since the base, oldest first
 		bytes    int64    // size of chain
 		w        *logWriter

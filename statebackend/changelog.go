@@ -1,7 +1,6 @@
 package statebackend
 
 import (
-	"slices"
 	"bufio"
 	"context"
 	"encoding/binary"
@@ -15,9 +14,6 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/batchrepr"
-	"github.com/cockroachdb/pebble/v2/bloom"
-	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
-	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
@@ -56,7 +52,6 @@ const (
 	changelogMagic = "WEIRLOG1"
 	changelogEnd   = "WEIREND1"
 	basePrefix     = "weir-base-"
-	dirtyPrefix    = "dirty-"
 
 	// DefaultMaxChangelogBytes is the default Options.MaxChangelogBytes.
 	DefaultMaxChangelogBytes = 32 << 20
@@ -160,7 +155,9 @@ func (l *logWriter) discard() {
 // writeFrozen appends the frozen value-cache entries as records, encoded
 // as Pebble batches (header, then per entry the kind, the key and, for a
 // set, the value, each string with a uvarint length) in a reused buffer.
-func writeFrozen(l *logWriter, frozen []*cacheEntry) error {
+// With dirtyOnly it skips entries that are clean or stale (a materializing
+// snapshot's list of dirty entries).
+func writeFrozen(l *logWriter, frozen []*cacheEntry, dirtyOnly bool) error {
 	buf := make([]byte, batchrepr.HeaderLen, logRecordBytes+64<<10)
 	var count uint32
 	flush := func() error {
@@ -170,6 +167,9 @@ func writeFrozen(l *logWriter, frozen []*cacheEntry) error {
 		return err
 	}
 	for _, e := range frozen {
+		if dirtyOnly && (!e.dirty || e.stale) {
+			continue
+		}
 		if e.present {
 			buf = append(buf, byte(pebble.InternalKeyKindSet))
 		} else {
@@ -403,24 +403,6 @@ func (c *valueCache) replay(ops map[string]*replayOp, slab *[]cacheEntry, kind p
 	return nil
 }
 
-// ingestDirty ingests the base's table of dirty cache entries (name, in
-// checkpointDir) into Pebble. Ingestion moves its input, so it ingests a
-// link; the checkpoint directory keeps the table.
-func (b *Backend) ingestDirty(checkpointDir, name string) error {
-	if !strings.HasPrefix(name, dirtyPrefix) || !strings.HasSuffix(name, ".sst") || b.fs.PathBase(name) != name {
-		return fmt.Errorf("%s names %q as the table of dirty entries", SnapshotMetaFile, name)
-	}
-	tmp := b.fs.PathJoin(b.dir, "ingest-"+name)
-	if err := vfs.LinkOrCopy(b.fs, b.fs.PathJoin(checkpointDir, name), tmp); err != nil {
-		return err
-	}
-	if err := b.db.Ingest(context.Background(), []string{tmp}); err != nil {
-		_ = b.fs.Remove(tmp)
-		return fmt.Errorf("ingest %s: %w", name, err)
-	}
-	return nil
-}
-
 // adoptChain makes the restored checkpoint in checkpointDir (its Pebble
 // files and its logs) the backend's base and change logs, so that the next
 // snapshot logs on top of them like the run that took it.
@@ -453,8 +435,7 @@ func (b *Backend) adoptChain(checkpointDir string, meta *snapshotMeta) error {
 		chain = append(chain, r)
 		total += r.size
 	}
-	b.cl.base, b.cl.baseID, b.cl.dirty = base, meta.Base, meta.Dirty
-	b.cl.chain, b.cl.bytes, b.cl.needBase = chain, total, false
+	b.cl.base, b.cl.baseID, b.cl.chain, b.cl.bytes, b.cl.needBase = base, meta.Base, chain, total, false
 	return nil
 }
 
@@ -534,10 +515,10 @@ func (b *Backend) newLog() (*logWriter, error) {
 // new base would log again), reach MaxChangelogBytes. A restore replays the
 // base's log and at most that much more, plus one checkpoint's log.
 func (b *Backend) materializes() bool {
-	if !b.cl.on || b.cl.needBase || b.cl.base == "" {
+	if !b.cl.on || b.cl.needBase || len(b.cl.chain) == 0 {
 		return true
 	}
-	n := b.cl.bytes
+	n := b.cl.bytes - b.cl.chain[0].size
 	if b.cl.w != nil {
 		n += b.cl.w.n
 	}
@@ -559,9 +540,8 @@ func (b *Backend) endLogging(s *Snapshot, err error) {
 	}
 	if s.materialize {
 		// persistBase removed the old base and logs.
-		b.cl.base, b.cl.baseID, b.cl.dirty = s.newBase, s.checkpoint, s.newDirty
+		b.cl.base, b.cl.baseID = s.newBase, s.checkpoint
 		b.cl.chain, b.cl.bytes, b.cl.needBase = nil, 0, false
-		return
 	}
 	b.cl.chain = append(b.cl.chain, s.newLog)
 	b.cl.bytes += s.newLog.size
@@ -575,11 +555,11 @@ func (s *Snapshot) persistLog(ctx context.Context, dir string) (*SnapshotFiles, 
 	if err := s.step(ctx, "log"); err != nil {
 		return nil, err
 	}
-	ref, err := s.writeLog(s.log)
+	ref, err := s.writeLog(s.log, false)
 	if err != nil {
 		return nil, err
 	}
-	files, err := s.link(ctx, dir, s.base, s.baseID, s.baseDirty, append(s.chain, ref))
+	files, err := s.link(ctx, dir, s.base, s.baseID, append(s.chain, ref))
 	if err != nil {
 		_ = s.fs.RemoveAll(dir)
 		_ = s.fs.Remove(ref.path)
@@ -614,81 +594,39 @@ func (s *Snapshot) persistBase(ctx context.Context, dir string) (*SnapshotFiles,
 	if err := s.db.Checkpoint(base); err != nil {
 		return nil, err // Checkpoint removes a directory it created
 	}
-	if err := s.step(ctx, "dirty"); err != nil {
+	if err := s.step(ctx, "log"); err != nil {
 		_ = s.fs.RemoveAll(base)
 		return nil, err
 	}
-	dirty, err := s.writeDirtyTable(base)
+	ref, err := s.writeLog(nil, true)
 	if err != nil {
 		_ = s.fs.RemoveAll(base)
 		return nil, err
 	}
-	files, err := s.link(ctx, dir, base, s.checkpoint, dirty, nil)
+	files, err := s.link(ctx, dir, base, s.checkpoint, []logRef{ref})
 	if err != nil {
 		_ = s.fs.RemoveAll(dir)
 		_ = s.fs.RemoveAll(base)
+		_ = s.fs.Remove(ref.path)
 		return nil, err
 	}
-	s.newBase, s.newDirty = base, dirty
+	s.newBase, s.newLog = base, ref
 	// The backend switches to the new base whatever happens next; the
 	// checkpoint directories that use the old one hold links.
 	if s.base != "" && s.base != base {
 		_ = s.fs.RemoveAll(s.base)
 	}
 	for _, r := range s.chain {
-		_ = s.fs.Remove(r.path)
+		if r.path != ref.path {
+			_ = s.fs.Remove(r.path)
+		}
 	}
 	return files, nil
 }
 
-// writeDirtyTable writes the frozen dirty entries, sorted, as the table
-// dirty-<checkpoint>.sst in base, for a restore to ingest into Pebble (a
-// table costs a sort here and nothing per entry at restore; replaying a
-// full cache's entries took most of a 1 GB job's recovery). It returns the
-// table's name, or "" when no entry is dirty.
-func (s *Snapshot) writeDirtyTable(base string) (string, error) {
-	entries := make([]*cacheEntry, 0, len(s.frozen))
-	for _, e := range s.frozen {
-		if e.dirty && !e.stale {
-			entries = append(entries, e)
-		}
-	}
-	if len(entries) == 0 {
-		return "", nil
-	}
-	slices.SortFunc(entries, func(a, b *cacheEntry) int { return strings.Compare(a.key, b.key) })
-	name := dirtyPrefix + strconv.FormatUint(s.checkpoint, 10) + ".sst"
-	f, err := s.fs.Create(s.fs.PathJoin(base, name), vfs.WriteCategoryUnspecified)
-	if err != nil {
-		return "", err
-	}
-	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{
-		TableFormat:  s.db.TableFormat(),
-		FilterPolicy: bloom.FilterPolicy(10),
-	})
-	for i, e := range entries {
-		if i > 0 && e.key == entries[i-1].key {
-			continue // listed twice
-		}
-		if e.present {
-			err = w.Set(unsafeBytes(e.key), e.val)
-		} else {
-			err = w.Delete(unsafeBytes(e.key))
-		}
-		if err != nil {
-			_ = w.Close()
-			return "", err
-		}
-	}
-	if err := w.Close(); err != nil { // syncs
-		return "", err
-	}
-	return name, nil
-}
-
 // writeLog appends the frozen entries to w (a new log if nil) and finishes
 // it as the log of this checkpoint.
-func (s *Snapshot) writeLog(w *logWriter) (logRef, error) {
+func (s *Snapshot) writeLog(w *logWriter, dirtyOnly bool) (logRef, error) {
 	if w == nil {
 		var err error
 		w, err = createLog(s.fs, s.fs.PathJoin(s.logDir, "open-"+strconv.FormatUint(s.checkpoint, 10)+"-frozen"+changelogExt))
@@ -697,7 +635,7 @@ func (s *Snapshot) writeLog(w *logWriter) (logRef, error) {
 		}
 	}
 	s.log = w
-	if err := writeFrozen(w, s.frozen); err != nil {
+	if err := writeFrozen(w, s.frozen, dirtyOnly); err != nil {
 		w.discard()
 		return logRef{}, err
 	}
@@ -715,7 +653,7 @@ func (s *Snapshot) writeLog(w *logWriter) (logRef, error) {
 }
 
 // link makes dir hold the files of base and the logs, and the meta file.
-func (s *Snapshot) link(ctx context.Context, dir, base string, baseID uint64, dirty string, logs []logRef) (*SnapshotFiles, error) {
+func (s *Snapshot) link(ctx context.Context, dir, base string, baseID uint64, logs []logRef) (*SnapshotFiles, error) {
 	if err := s.step(ctx, "link"); err != nil {
 		return nil, err
 	}
@@ -737,6 +675,6 @@ func (s *Snapshot) link(ctx context.Context, dir, base string, baseID uint64, di
 		}
 		s.meta.Changelog = append(s.meta.Changelog, r.name)
 	}
-	s.meta.Base, s.meta.Dirty = baseID, dirty
+	s.meta.Base = baseID
 	return s.finish(ctx, dir)
 }

@@ -42,7 +42,6 @@ type snapshotMeta struct {
 	// Pebble files, which are those of the materialized checkpoint Base
 	// (changelog.go). Empty: the Pebble files hold the whole state.
 	Base      uint64   `json:"base,omitempty"`
-	Dirty     string   `json:"dirty,omitempty"` // the base's table of dirty cache entries, ingested at restore
 	Changelog []string `json:"changelog,omitempty"`
 }
 
@@ -164,8 +163,6 @@ type Snapshot struct {
 	chain       []logRef
 	newLog      logRef // set by a successful logging Persist
 	newBase     string // set by a successful materializing Persist (changelog on)
-	newDirty    string
-	baseDirty   string
 
 	// testHook, if set, is called by Persist before each step ("apply",
 	// "flush", "checkpoint", "meta").
@@ -249,7 +246,6 @@ func (b *Backend) Snapshot(checkpoint uint64) (*Snapshot, error) {
 		stateDir:    b.dir,
 		base:        b.cl.base,
 		baseID:      b.cl.baseID,
-		baseDirty:   b.cl.dirty,
 		chain:       slices.Clone(b.cl.chain),
 	}
 	// A materializing Persist discards the log (off the barrier path: an
@@ -564,7 +560,7 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 		return nil, err
 	}
 	for _, f := range files {
-		if f.Name == SnapshotMetaFile || isLog(f.Name) || f.Name == meta.Dirty {
+		if f.Name == SnapshotMetaFile || isLog(f.Name) {
 			continue
 		}
 		src, dst := fs.PathJoin(checkpointDir, f.Name), fs.PathJoin(dir, f.Name)
@@ -584,12 +580,6 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 	if err != nil {
 		return nil, err
 	}
-	if meta.Dirty != "" {
-		if err := b.ingestDirty(checkpointDir, meta.Dirty); err != nil {
-			_ = b.Close()
-			return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
-		}
-	}
 	if len(meta.Changelog) > 0 {
 		paths := make([]string, len(meta.Changelog))
 		for i, name := range meta.Changelog {
@@ -607,11 +597,11 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 			_ = b.Close()
 			return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
 		}
-	}
-	if b.cl.on && meta.Base != 0 {
-		if err := b.adoptChain(checkpointDir, meta); err != nil {
-			_ = b.Close()
-			return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
+		if b.cl.on {
+			if err := b.adoptChain(checkpointDir, meta); err != nil {
+				_ = b.Close()
+				return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
+			}
 		}
 	}
 	b.restored = make(map[string]StateInfo, len(meta.States))
