@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -47,10 +48,12 @@ type barrierLog struct {
 	mu      *sync.Mutex
 	atCkpt  map[uint64]int
 	records int
+	total   *atomic.Int64 // records seen by all subtasks
 }
 
 func (b *barrierLog) Push(batch []Keyed[int, int]) error {
 	b.records += len(batch)
+	b.total.Add(int64(len(batch)))
 	return nil
 }
 
@@ -76,8 +79,9 @@ func TestInjectedBarriersCutConsistently(t *testing.T) {
 	src.Parallelism = 2
 	var mu sync.Mutex
 	atCkpt := map[uint64]int{}
+	var total atomic.Int64
 	k := AddOperator(g, "log", func(oc *OpContext, next Output[struct{}]) (Output[Keyed[int, int]], error) {
-		return &barrierLog{mu: &mu, atCkpt: atCkpt}, nil
+		return &barrierLog{mu: &mu, atCkpt: atCkpt, total: &total}, nil
 	})
 	k.Parallelism = 3
 	ConnectKeyed(src, k, func(v int) int { return v }, statebackend.MustCodecFor[int]())
@@ -135,7 +139,9 @@ func TestInjectedBarriersCutConsistently(t *testing.T) {
 		}
 		last = pos
 	}
-	if last != 2*30000 {
-		t.Fatalf("final checkpoint: sources at %d, want %d", last, 2*30000)
+	// The stop may come before the sources read everything; the final
+	// checkpoint covers every record read either way.
+	if n := int(total.Load()); last != n || n == 0 || n > 2*30000 {
+		t.Fatalf("final checkpoint: sources at %d, the keyed subtasks saw %d records in all (at most %d)", last, n, 2*30000)
 	}
 }
