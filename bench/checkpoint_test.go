@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -81,7 +82,8 @@ func BenchmarkKeyedCountCheckpoints(b *testing.B) {
 // state (100-byte values), keeps updating random keys for 20 s with a
 // checkpoint every second, then measures recovery: from the local snapshot
 // (same state directory) and from storage (empty state directory), each
-// from the start of the run to the first record processed. It reports the
+// from the start of the run to the first record processed (WEIR_BENCH_LOG=debug
+// logs the time of each recovery step). It reports the
 // synchronous phase (the longest per checkpoint: p50, p99, max) and both
 // recovery times. Run it once:
 //
@@ -167,7 +169,14 @@ func BenchmarkLargeState(b *testing.B) {
 // time the keyed operator processed its first record, and with updateFor 0
 // the job is cancelled then.
 func largeStateJob(keys int64, valueBytes int, stateDir string, cc weir.CheckpointConfig, first *atomic.Int64, cancel func(), updateFor time.Duration) *weir.Job {
-	job := weir.NewJob("large-state", weir.DefaultParallelism(2), weir.StateDir(stateDir), weir.Checkpoints(cc))
+	opts := []weir.JobOption{weir.DefaultParallelism(2), weir.StateDir(stateDir), weir.Checkpoints(cc)}
+	if os.Getenv("WEIR_BENCH_LOG") == "debug" {
+		// The engine's debug log times the steps of a recovery ("chose the
+		// checkpoint to restore": verify; "restored keyed state":
+		// assemble, open_and_replay).
+		opts = append(opts, weir.Logger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
+	job := weir.NewJob("large-state", opts...)
 	src := weir.From(job, "gen", &updates{keys: keys, valueBytes: valueBytes, updateFor: updateFor, done: cancel}, weir.Parallelism(1))
 	keyed := weir.KeyBy(src, func(u update) int64 { return u.Key })
 	out := weir.Process(keyed, "store", func(ctx weir.KeyedContext[int64], u update, _ weir.Emitter[int64]) error {

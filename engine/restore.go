@@ -67,10 +67,12 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 	}
 	switch cc.Restore.Mode {
 	case RestoreLatest:
+		start := time.Now()
 		d, m, err := storage.FindRestorePoint(ctx, c.store)
 		if err != nil {
 			return nil, fmt.Errorf("engine: restore: %w; to start from empty state anyway, run with --restore none (checkpoint ids continue after the damaged ones)", err)
 		}
+		c.log.Debug("chose the checkpoint to restore", "checkpoint", d.ID, "verify", time.Since(start))
 		for _, s := range d.Skipped {
 			c.log.Warn("passing over a checkpoint that cannot be restored", "checkpoint", s.ID, "state", s.State.String(), "problems", problems(s.Problems))
 		}
@@ -226,17 +228,20 @@ func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *st
 	id := c.restored.CheckpointID
 	src := filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
 	defer os.RemoveAll(src)
+	start := time.Now()
 	linked, downloaded, err := c.assemble(ctx, oc, st.Files, src)
 	if err != nil {
 		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}
+	assembled := time.Now()
 	failpoint.Hit("restore")
 	b, err := statebackend.OpenFromCheckpoint(dir, src, opts)
 	if err != nil {
 		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}
 	oc.uploader.prime(st.Files)
-	oc.Logger.Debug("restored keyed state", "checkpoint", id, "files", len(st.Files), "local", linked, "downloaded", downloaded)
+	oc.Logger.Debug("restored keyed state", "checkpoint", id, "files", len(st.Files), "local", linked, "downloaded", downloaded,
+		"assemble", assembled.Sub(start), "open_and_replay", time.Since(assembled))
 	return b, nil
 }
 
