@@ -420,22 +420,16 @@ func (tc *taskCkpt) signal() {
 }
 
 // notifyComplete runs on the driver: the task's sinks commit id.
-func (tc *taskCkpt) notifyComplete(id uint64) {
-	tc.mu.Lock()
-	if id > tc.complete {
-		tc.complete = id
-	}
-	tc.mu.Unlock()
-	tc.signal()
-}
+func (tc *taskCkpt) notifyComplete(id uint64) { tc.raise(&tc.complete, id) }
 
 // notifyAbort runs on the driver: the task's gate stops aligning id (and
 // older checkpoints) and releases the inputs it holds back.
-func (tc *taskCkpt) notifyAbort(id uint64) {
+func (tc *taskCkpt) notifyAbort(id uint64) { tc.raise(&tc.aborted, id) }
+
+// raise sets *newest (guarded by mu) to id if id is newer and wakes the task.
+func (tc *taskCkpt) raise(newest *uint64, id uint64) {
 	tc.mu.Lock()
-	if id > tc.aborted {
-		tc.aborted = id
-	}
+	*newest = max(*newest, id)
 	tc.mu.Unlock()
 	tc.signal()
 }

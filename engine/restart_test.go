@@ -130,21 +130,19 @@ func TestRestartKeepsRestoreNone(t *testing.T) {
 func TestRetentionAfterRestoreNoneKeepsOlderCheckpoints(t *testing.T) {
 	ctx := context.Background()
 	store := storage.NewMem()
-	for range 2 {
-		g0, _ := restartGraph(false)
-		cfg0 := restartCfg(store, RestoreLatest)
-		cfg0.StateDir = t.TempDir()
-		if err := Run(ctx, g0, cfg0); err != nil {
+	run := func(mode RestoreMode) {
+		t.Helper()
+		g, _ := restartGraph(false)
+		cfg := restartCfg(store, mode)
+		cfg.StateDir = t.TempDir()
+		if err := Run(ctx, g, cfg); err != nil {
 			t.Fatal(err)
 		}
 	}
+	run(RestoreLatest)
+	run(RestoreLatest)
 	before, _ := storage.ListCheckpoints(ctx, store)
-	g, _ := restartGraph(false)
-	cfg := restartCfg(store, RestoreNone)
-	cfg.StateDir = t.TempDir()
-	if err := Run(ctx, g, cfg); err != nil {
-		t.Fatal(err)
-	}
+	run(RestoreNone)
 	after, _ := storage.ListCheckpoints(ctx, store)
 	t.Logf("checkpoints before the --restore none run: %v, after: %v (Retain %d)", before, after, DefaultRetain)
 	if len(after) < min(len(before)+1, DefaultRetain) {
