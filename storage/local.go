@@ -117,15 +117,14 @@ func (l *Local) put(ctx context.Context, op Op, name string, r io.Reader) (err e
 // createTemp creates a temporary file in dir, creating dir if needed. It
 // retries when a concurrent Delete removed the just-created, empty directory.
 func (l *Local) createTemp(dir, base string) (*os.File, error) {
+	// A Delete can remove an empty parent between MkdirAll's steps too.
 	var err error
-	for range 5 {
-		if err = os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-		var f *os.File
-		f, err = os.CreateTemp(dir, tempPrefix+base+"-*")
-		if err == nil {
-			return f, nil
+	for range 100 {
+		if err = os.MkdirAll(dir, 0o755); err == nil {
+			var f *os.File
+			if f, err = os.CreateTemp(dir, tempPrefix+base+"-*"); err == nil {
+				return f, nil
+			}
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return nil, err
