@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 )
 
 // WriteManifest encodes m and commits it as chk-<id>/MANIFEST with
@@ -126,38 +129,57 @@ func Verify(ctx context.Context, s BlobStore, m *Manifest) []Problem {
 		names = append(names, name)
 	}
 	sort.Strings(names)
+	// Objects are checked in parallel: checksums are CPU-bound on a local
+	// disk (1.2 GB took 0.25 s on one core here) and latency-bound on S3.
+	found := make([]*Problem, len(names))
+	next := atomic.Int64{}
+	var wg sync.WaitGroup
+	for range min(len(names), max(verifyWorkers, runtime.GOMAXPROCS(0))) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(names); i = int(next.Add(1) - 1) {
+				found[i] = verifyObject(ctx, s, names[i], wants[names[i]])
+			}
+		})
+	}
+	wg.Wait()
 	var problems []Problem
-	for _, name := range names {
-		ws := wants[name]
-		size, err := s.Stat(ctx, name)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				problems = append(problems, Problem{Object: name, Kind: ProblemMissing})
-			} else {
-				problems = append(problems, Problem{Object: name, Kind: ProblemUnreadable, Err: err})
-			}
-			continue
-		}
-		if p, ok := sizeProblem(name, size, ws); ok {
-			problems = append(problems, p)
-			continue
-		}
-		crc, n, err := checksum(ctx, s, name)
-		switch {
-		case err != nil:
-			problems = append(problems, Problem{Object: name, Kind: ProblemUnreadable, Err: err})
-		case n != size: // changed under us
-			problems = append(problems, Problem{Object: name, Kind: ProblemSize, Want: uint64(size), Got: uint64(n)})
-		default:
-			for _, w := range ws {
-				if crc != w.crc {
-					problems = append(problems, Problem{Object: name, Kind: ProblemChecksum, Want: uint64(w.crc), Got: uint64(crc)})
-					break
-				}
-			}
+	for _, p := range found {
+		if p != nil {
+			problems = append(problems, *p)
 		}
 	}
 	return problems
+}
+
+// verifyWorkers is the least number of objects Verify checks at once.
+const verifyWorkers = 4
+
+// verifyObject checks one object against what the manifest's references
+// want of it; nil means it is intact.
+func verifyObject(ctx context.Context, s BlobStore, name string, ws []want) *Problem {
+	size, err := s.Stat(ctx, name)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return &Problem{Object: name, Kind: ProblemMissing}
+		}
+		return &Problem{Object: name, Kind: ProblemUnreadable, Err: err}
+	}
+	if p, ok := sizeProblem(name, size, ws); ok {
+		return &p
+	}
+	crc, n, err := checksum(ctx, s, name)
+	switch {
+	case err != nil:
+		return &Problem{Object: name, Kind: ProblemUnreadable, Err: err}
+	case n != size: // changed under us
+		return &Problem{Object: name, Kind: ProblemSize, Want: uint64(size), Got: uint64(n)}
+	}
+	for _, w := range ws {
+		if crc != w.crc {
+			return &Problem{Object: name, Kind: ProblemChecksum, Want: uint64(w.crc), Got: uint64(crc)}
+		}
+	}
+	return nil
 }
 
 // sizeProblem reports the first recorded size that differs from size. Two
