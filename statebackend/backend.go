@@ -135,6 +135,8 @@ type Backend struct {
 	db      *pebble.DB
 	lock    *pebble.Lock
 	blocks  *pebble.Cache
+	// compactions schedules Pebble's compactions (held during a restore).
+	compactions *compactionGate
 
 	// vcache is the write-back cache of value state (nil if disabled).
 	// last memoizes its most recent entry for the current key (keyGen
@@ -201,7 +203,13 @@ type Backend struct {
 // error wrapping ErrLocked and naming dir if another process or another
 // Backend of this process holds it.
 func Open(dir string, opts Options) (*Backend, error) {
-	b := &Backend{dir: dir, fs: opts.FS}
+	return open(dir, opts, false)
+}
+
+// open opens dir; with holdCompactions, Pebble compacts nothing until
+// b.compactions.openGate is called.
+func open(dir string, opts Options, holdCompactions bool) (*Backend, error) {
+	b := &Backend{dir: dir, fs: opts.FS, compactions: newCompactionGate(!holdCompactions)}
 	opts, err := b.applyOptions(opts)
 	if err != nil {
 		return nil, err
@@ -240,6 +248,7 @@ func Open(dir string, opts Options) (*Backend, error) {
 		// DefaultMerger concatenates merge operands; list state relies on it.
 		Merger: pebble.DefaultMerger,
 	}
+	po.Experimental.CompactionScheduler = b.compactions
 	for i := range po.Levels {
 		// Point reads of absent keys (every first update of a key) skip
 		// tables through the bloom filter.
@@ -376,11 +385,13 @@ func (b *Backend) release() error {
 	return err
 }
 
-// Close aborts a snapshot in flight (see Abort), commits buffered writes and
-// closes Pebble, then releases the directory. It does not make state
-// durable: with the WAL disabled, writes still in the memtable are lost;
-// durability comes from checkpoints. Close returns the first error it meets;
-// closing twice is a no-op.
+// Close aborts a snapshot in flight (see Abort) and closes Pebble, then
+// releases the directory. It does not make state durable, and does not try
+// to: writes since the last Flush are dropped (the WAL is disabled, so even
+// committed writes still in the memtable would be lost). Durability comes
+// from checkpoints, and a run starts from a checkpoint or from empty state,
+// never from what a closed backend left behind. Close returns the first
+// error it meets; closing twice is a no-op.
 func (b *Backend) Close() error {
 	if b.closed {
 		return nil
@@ -389,11 +400,7 @@ func (b *Backend) Close() error {
 	if b.snap != nil {
 		err = b.Abort(b.snap)
 	}
-	b.flushCache()
 	b.closed = true
-	if cerr := b.commit(); err == nil {
-		err = cerr
-	}
 	if cerr := b.batch.Close(); err == nil {
 		err = cerr
 	}
