@@ -282,6 +282,8 @@ func (b *Backend) replayLogs(paths []string, cached map[uint32]bool) error {
 	c := b.vcache
 	if c != nil && len(c.m) == 0 {
 		c.m = make(map[string]*cacheEntry, total)
+		c.dirty = make([]*cacheEntry, 0, total)
+		c.bytes = 0
 	}
 	ops := map[string]*replayOp{}
 	// Restored entries are allocated 1024 at a time (an entry keeps its
@@ -305,14 +307,6 @@ func (b *Backend) replayLogs(paths []string, cached map[uint32]bool) error {
 			if err != nil {
 				return fmt.Errorf("%w: record %d of %d: %v", errCorruptLog, i, len(recs), err)
 			}
-		}
-	}
-	if c != nil {
-		c.bytes = 0
-		c.dirty = make([]*cacheEntry, 0, len(c.m))
-		for _, e := range c.m {
-			c.bytes += e.size()
-			c.dirty = append(c.dirty, e)
 		}
 	}
 	w := newChunked(b.db)
@@ -377,6 +371,8 @@ func (c *valueCache) replay(ops map[string]*replayOp, slab *[]cacheEntry, kind p
 			}
 			ops[e.key] = op
 			delete(c.m, e.key)
+			c.drop(e)
+			c.bytes -= e.size()
 		}
 		return foldOp(ops, kind, k, v)
 	}
@@ -386,10 +382,11 @@ func (c *valueCache) replay(ops map[string]*replayOp, slab *[]cacheEntry, kind p
 	if len(ops) > 0 {
 		delete(ops, string(k))
 	}
-	// A new entry every time, replacing any earlier one of the key: one map
-	// assignment and no lookup (the lookup missed the processor's caches
-	// and was most of the replay). replayLogs counts the bytes and lists
-	// the dirty entries from the map at the end.
+	// A new entry every time, replacing any earlier one of the key. The
+	// lookup misses the processor's caches (it was most of the replay);
+	// the assignment after it finds the same slot in them. Entries are
+	// listed as dirty in log order; one that is replaced is marked stale
+	// (lists skip stale entries).
 	if len(*slab) == 0 {
 		*slab = make([]cacheEntry, 1024)
 	}
@@ -399,7 +396,14 @@ func (c *valueCache) replay(ops map[string]*replayOp, slab *[]cacheEntry, kind p
 	if kind == pebble.InternalKeyKindSet {
 		e.present, e.val = true, v[:len(v):len(v)]
 	}
+	old := c.m[e.key]
 	c.m[e.key] = e
+	if old != nil {
+		c.drop(old)
+		c.bytes -= old.size()
+	}
+	c.dirty = append(c.dirty, e)
+	c.bytes += e.size()
 	return nil
 }
 

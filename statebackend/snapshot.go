@@ -576,10 +576,12 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 	if err := syncDir(fs, dir); err != nil {
 		return nil, fmt.Errorf("statebackend: restore into %q: %w", dir, err)
 	}
-	b, err := Open(dir, opts)
+	// Compactions wait until the logs are replayed (see compactionGate).
+	b, err := open(dir, opts, true)
 	if err != nil {
 		return nil, err
 	}
+	defer b.compactions.openGate()
 	if len(meta.Changelog) > 0 {
 		paths := make([]string, len(meta.Changelog))
 		for i, name := range meta.Changelog {
