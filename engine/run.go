@@ -168,6 +168,11 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		return err
 	}
 	defer unlock()
+	tr, err := newTrash(cfg.StateDir)
+	if err != nil {
+		return err
+	}
+	defer tr.close()
 
 	// Gates: one per subtask of every node fed by an exchange.
 	gates := map[*Node][]gateRunner{}
@@ -230,11 +235,17 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 	if stop == nil {
 		stop = make(chan struct{})
 	}
+	// The trash is emptied once every task opened its operators (restored
+	// its state), or failed to.
+	var opening sync.WaitGroup
 	for _, head := range p.Heads {
 		for i := 0; i < p.Parallelism[head.ID]; i++ {
+			opening.Add(1)
 			t := &task{
 				name:     fmt.Sprintf("%s[%d]", head.Name, i),
 				stateDir: cfg.StateDir,
+				trash:    tr,
+				opened:   sync.OnceFunc(opening.Done),
 				stop:     stop,
 				linger:   cfg.Linger,
 				batch:    cfg.BatchSize,
@@ -250,6 +261,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer t.opened()
 				if err := p.runTask(ctx, t, head, i, gates, senderBase, &cfg); err != nil {
 					fail(err)
 				}
@@ -257,6 +269,10 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		}
 	}
 	startDriver()
+	go func() {
+		opening.Wait()
+		tr.opened()
+	}()
 	wg.Wait()
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = context.Cause(ctx)
@@ -317,12 +333,14 @@ func (p *Plan) runTask(ctx context.Context, t *task, head *Node, index int, gate
 		if err != nil {
 			return err
 		}
+		t.opened()
 		return head.impl.runSource(ctx, t, oc, out)
 	}
 	in, err := p.buildChain(ctx, t, head, index, gates, senderBase, cfg)
 	if err != nil {
 		return err
 	}
+	t.opened()
 	t.lastFlush = time.Now()
 	return gates[head][index].runWith(ctx, t, in)
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -130,7 +129,7 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 	dir := filepath.Join(oc.task.stateDir, "operators", safeName(oc.UID), strconv.Itoa(oc.Index))
 	// The directory of an earlier run holds writes made after its last
 	// checkpoint: a run starts from empty state or from a checkpoint.
-	if err := os.RemoveAll(dir); err != nil {
+	if err := oc.task.trash.discard(dir); err != nil {
 		return nil, fmt.Errorf("clear state directory: %w", err)
 	}
 	opts := statebackend.Options{
@@ -179,6 +178,8 @@ func safeName(s string) string {
 type task struct {
 	name     string // head operator and subtask, for logs
 	stateDir string
+	trash    *trash
+	opened   func() // called once its operators are open (or it failed)
 	stop     <-chan struct{}
 	linger   time.Duration
 	batch    int
