@@ -1,0 +1,171 @@
+package queries
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/sinks"
+	"github.com/weirstream/weir/sources/nexmark"
+)
+
+const testEvents = 20_000
+
+// events returns the generated events, computed by the generator directly.
+func events(t *testing.T) []nexmark.Event {
+	t.Helper()
+	cfg := nexmark.DefaultConfig(testEvents)
+	g, err := nexmark.NewGenerator(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]nexmark.Event, cfg.Events)
+	for c := range out {
+		g.Event(int64(c), &out[c])
+	}
+	return out
+}
+
+// runQuery runs build over the generated events at parallelism 3 and
+// returns its rows as JSON lines, sorted (parallel subtasks interleave).
+func runQuery[T any](t *testing.T, build func(weir.Stream[nexmark.Event]) weir.Stream[T]) []string {
+	t.Helper()
+	job := weir.NewJob("nexmark-test", weir.DefaultParallelism(3))
+	c := sinks.Collect[T]()
+	weir.To(build(weir.From(job, "nexmark", nexmark.Source(nexmark.DefaultConfig(testEvents)))), "collect", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return jsonLines(t, c.Values())
+}
+
+// jsonLines returns rows as canonical JSON lines (keys sorted, numbers as
+// written), sorted.
+func jsonLines[T any](t *testing.T, rows []T) []string {
+	t.Helper()
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		b, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[i] = canonical(t, b)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func canonical(t *testing.T, line []byte) string {
+	t.Helper()
+	d := json.NewDecoder(strings.NewReader(string(line)))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("%s: %v", line, err)
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func check(t *testing.T, got, want []string) {
+	t.Helper()
+	if len(want) == 0 {
+		t.Fatal("the expected output is empty: the test checks nothing")
+	}
+	for i := range min(len(got), len(want)) {
+		if got[i] != want[i] {
+			t.Fatalf("row %d of %d:\n got %s\nwant %s", i, len(want), got[i], want[i])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d", len(got), len(want))
+	}
+}
+
+// The expected rows are computed from the events with maps of column names
+// to values, as the reference SQL reads, independently of the query code.
+
+func TestQ0(t *testing.T) {
+	var want []map[string]any
+	for _, e := range events(t) {
+		if e.Kind == nexmark.KindBid {
+			b := e.Bid
+			want = append(want, map[string]any{"auction": b.Auction, "bidder": b.Bidder, "price": b.Price,
+				"dateTime": b.DateTime.String(), "extra": b.Extra})
+		}
+	}
+	check(t, runQuery(t, Q0), jsonLines(t, want))
+}
+
+func TestQ1(t *testing.T) {
+	var want []map[string]any
+	for _, e := range events(t) {
+		if e.Kind == nexmark.KindBid {
+			b := e.Bid
+			// 0.908 * price with three decimals, from the digits.
+			euros := json.Number(fmt.Sprintf("%d.%03d", b.Price*908/1000, b.Price*908%1000))
+			want = append(want, map[string]any{"auction": b.Auction, "bidder": b.Bidder, "price": euros,
+				"dateTime": b.DateTime.String(), "extra": b.Extra})
+		}
+	}
+	check(t, runQuery(t, Q1), jsonLines(t, want))
+}
+
+func TestQ2(t *testing.T) {
+	var want []map[string]any
+	for _, e := range events(t) {
+		if e.Kind == nexmark.KindBid && e.Bid.Auction%123 == 0 {
+			want = append(want, map[string]any{"auction": e.Bid.Auction, "price": e.Bid.Price})
+		}
+	}
+	check(t, runQuery(t, Q2), jsonLines(t, want))
+}
+
+func TestDecimal3(t *testing.T) {
+	for d, want := range map[Decimal3]string{0: "0.000", 1: "0.001", 1500: "1.500", -1: "-0.001", -123456: "-123.456"} {
+		if got := d.String(); got != want {
+			t.Errorf("Decimal3(%d) = %s, want %s", int64(d), got, want)
+		}
+	}
+}
+
+// TestAttach runs a query through Attach into the file sink and reads the
+// committed files back.
+func TestAttach(t *testing.T) {
+	dir := t.TempDir()
+	job := weir.NewJob("nexmark-test", weir.DefaultParallelism(2))
+	if err := Attach("q2", weir.From(job, "nexmark", nexmark.Source(nexmark.DefaultConfig(testEvents))), Output{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "part-*.jsonl"))
+	var got []string
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			got = append(got, canonical(t, sc.Bytes()))
+		}
+		fh.Close()
+	}
+	slices.Sort(got)
+	check(t, got, runQuery(t, Q2))
+	if err := Attach("q99", weir.From(weir.NewJob("x"), "nexmark", nexmark.Source(nexmark.DefaultConfig(1))), Output{}); err == nil || !strings.Contains(err.Error(), "q99") {
+		t.Fatalf("Attach of an unknown query: %v", err)
+	}
+}
