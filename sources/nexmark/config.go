@@ -27,7 +27,7 @@ type Config struct {
 	// Seed selects the random data; the same Config gives the same events.
 	Seed uint64
 
-	PersonProportion, AuctionProportion, BidProportion int // 1, 3, 46
+	PersonProportion, AuctionProportion, BidProportion    int // 1, 3, 46
 	AvgPersonByteSize, AvgAuctionByteSize, AvgBidByteSize int // 200, 500, 100
 	// A bid goes to a hot auction (every 100th) with probability
 	// 1-1/HotAuctionRatio, and so on for sellers and bidders.
