@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -30,9 +31,23 @@ func main() {
 	events := flag.Int64("events", 10_000_000, "number of events")
 	parallelism := flag.Int("parallelism", 2, "parallelism of every operator")
 	interval := flag.Duration("checkpoint-interval", 10*time.Second, "checkpoint interval (0: no checkpoints)")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "nexmark: --cpuprofile:", err)
+			os.Exit(2)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "nexmark: --cpuprofile:", err)
+			os.Exit(2)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*query, *events, *parallelism, *interval); err != nil {
 		fmt.Fprintln(os.Stderr, "nexmark:", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }

@@ -51,6 +51,8 @@ var all = map[string]func(weir.Stream[nexmark.Event], Output){
 	"q0": func(e weir.Stream[nexmark.Event], out Output) { to(Q0(e), out) },
 	"q1": func(e weir.Stream[nexmark.Event], out Output) { to(Q1(e), out) },
 	"q2": func(e weir.Stream[nexmark.Event], out Output) { to(Q2(e), out) },
+	"q3": func(e weir.Stream[nexmark.Event], out Output) { to(Q3(e), out) },
+	"q4": func(e weir.Stream[nexmark.Event], out Output) { to(Q4(e), out) },
 }
 
 func to[T any](s weir.Stream[T], out Output) {
@@ -117,6 +119,150 @@ func Q2(events weir.Stream[nexmark.Event]) weir.Stream[Q2Row] {
 		if e.Kind == nexmark.KindBid && e.Bid.Auction%123 == 0 {
 			out.Emit(Q2Row{Auction: e.Bid.Auction, Price: e.Bid.Price})
 		}
+	})
+}
+
+// Q3Row is a row of q3: a seller and one of their auctions.
+type Q3Row struct {
+	Name  string `json:"name"`
+	City  string `json:"city"`
+	State string `json:"state"`
+	ID    int64  `json:"id"`
+}
+
+// q3Person is what q3 keeps of a person.
+type q3Person struct {
+	Name, City, State string
+	Qualifies         bool // state OR, ID or CA
+}
+
+// Q3 is the local item suggestion query: the auctions of category 10 of
+// sellers in Oregon, Idaho or California, an inner join of auctions and
+// people on seller = id that, like the reference's regular join, keeps
+// both sides, so it matches whichever comes first. Keyed by person id: a
+// person's auctions that arrive before the person are kept until it does
+// (only while it is unknown; a person outside the three states ends them).
+func Q3(events weir.Stream[nexmark.Event]) weir.Stream[Q3Row] {
+	relevant := weir.Filter(events, "q3-filter", func(e nexmark.Event) bool {
+		return e.Kind == nexmark.KindPerson || e.Kind == nexmark.KindAuction && e.Auction.Category == 10
+	})
+	byPerson := weir.KeyBy(relevant, func(e nexmark.Event) int64 {
+		if e.Kind == nexmark.KindPerson {
+			return e.Person.ID
+		}
+		return e.Auction.Seller
+	})
+	return weir.Process(byPerson, "q3-join", func(ctx weir.KeyedContext[int64], e nexmark.Event, out weir.Emitter[Q3Row]) error {
+		person := weir.Value[q3Person](ctx, "person")
+		early := weir.List[int64](ctx, "auctions")
+		if e.Kind == nexmark.KindPerson {
+			p := e.Person
+			q := q3Person{Name: p.Name, City: p.City, State: p.State, Qualifies: p.State == "OR" || p.State == "ID" || p.State == "CA"}
+			person.Set(q)
+			if q.Qualifies {
+				for id := range early.All() {
+					out.Emit(Q3Row{Name: q.Name, City: q.City, State: q.State, ID: id})
+				}
+			}
+			early.Clear()
+			return nil
+		}
+		q, known := person.Lookup()
+		switch {
+		case !known:
+			early.Add(e.Auction.ID)
+		case q.Qualifies:
+			out.Emit(Q3Row{Name: q.Name, City: q.City, State: q.State, ID: e.Auction.ID})
+		}
+		return nil
+	})
+}
+
+// Q4Row is a row of q4: a category and the average closing price of its
+// auctions so far. The reference names the columns id and final.
+type Q4Row struct {
+	ID    int64 `json:"id"`
+	Final int64 `json:"final"`
+}
+
+// q4Auction is what q4 keeps of an auction.
+type q4Auction struct {
+	Category, DateTime, Expires int64
+	Max                         int64 // highest price of a bid in its time; valid if HasMax
+	HasMax                      bool
+}
+
+// q4Bid is a bid that arrived before its auction.
+type q4Bid struct{ Price, DateTime int64 }
+
+// q4Final is a change of an auction's closing price: Old is the price it
+// replaces (HasOld false for the auction's first).
+type q4Final struct {
+	Category, Old, New int64
+	HasOld             bool
+}
+
+// Q4 is the average closing price per category: the highest bid of each
+// auction among the bids dated between its start and its expiry (a regular
+// join of auctions and bids on id = auction, grouped by auction), averaged
+// per category (integer average, as the reference's AVG of BIGINT). The
+// result updates: one row each time a category's average changes, the
+// last row per category being final.
+func Q4(events weir.Stream[nexmark.Event]) weir.Stream[Q4Row] {
+	relevant := weir.Filter(events, "q4-filter", func(e nexmark.Event) bool { return e.Kind != nexmark.KindPerson })
+	byAuction := weir.KeyBy(relevant, func(e nexmark.Event) int64 {
+		if e.Kind == nexmark.KindAuction {
+			return e.Auction.ID
+		}
+		return e.Bid.Auction
+	})
+	finals := weir.Process(byAuction, "q4-max", func(ctx weir.KeyedContext[int64], e nexmark.Event, out weir.Emitter[q4Final]) error {
+		auction := weir.Value[q4Auction](ctx, "auction")
+		early := weir.List[q4Bid](ctx, "bids")
+		a, known := auction.Lookup()
+		bid := func(price, at int64) {
+			if at < a.DateTime || at > a.Expires || a.HasMax && price <= a.Max {
+				return
+			}
+			out.Emit(q4Final{Category: a.Category, Old: a.Max, New: price, HasOld: a.HasMax})
+			a.Max, a.HasMax = price, true
+		}
+		if e.Kind == nexmark.KindAuction {
+			x := e.Auction
+			a = q4Auction{Category: x.Category, DateTime: int64(x.DateTime), Expires: int64(x.Expires)}
+			for b := range early.All() {
+				bid(b.Price, b.DateTime)
+			}
+			early.Clear()
+			auction.Set(a)
+			return nil
+		}
+		if !known {
+			early.Add(q4Bid{Price: e.Bid.Price, DateTime: int64(e.Bid.DateTime)})
+			return nil
+		}
+		had := a.HasMax
+		old := a.Max
+		bid(e.Bid.Price, int64(e.Bid.DateTime))
+		if a.HasMax != had || a.Max != old {
+			auction.Set(a)
+		}
+		return nil
+	})
+	byCategory := weir.KeyBy(finals, func(f q4Final) int64 { return f.Category })
+	return weir.Process(byCategory, "q4-avg", func(ctx weir.KeyedContext[int64], f q4Final, out weir.Emitter[Q4Row]) error {
+		sum := weir.Value[int64](ctx, "sum")
+		count := weir.Value[int64](ctx, "count")
+		s, n := sum.Get()+f.New, count.Get()
+		if f.HasOld {
+			s -= f.Old
+		} else {
+			n++
+			count.Set(n)
+		}
+		sum.Set(s)
+		out.Emit(Q4Row{ID: f.Category, Final: s / n})
+		return nil
 	})
 }
 

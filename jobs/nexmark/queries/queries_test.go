@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -168,4 +169,72 @@ func TestAttach(t *testing.T) {
 	if err := Attach("q99", weir.From(weir.NewJob("x"), "nexmark", nexmark.Source(nexmark.DefaultConfig(1))), Output{}); err == nil || !strings.Contains(err.Error(), "q99") {
 		t.Fatalf("Attach of an unknown query: %v", err)
 	}
+}
+
+func TestQ3(t *testing.T) {
+	people := map[int64]*nexmark.Person{}
+	var auctions []*nexmark.Auction
+	for _, e := range events(t) {
+		switch e.Kind {
+		case nexmark.KindPerson:
+			people[e.Person.ID] = e.Person
+		case nexmark.KindAuction:
+			auctions = append(auctions, e.Auction)
+		}
+	}
+	var want []map[string]any
+	for _, a := range auctions {
+		p := people[a.Seller]
+		if a.Category == 10 && p != nil && (p.State == "OR" || p.State == "ID" || p.State == "CA") {
+			want = append(want, map[string]any{"name": p.Name, "city": p.City, "state": p.State, "id": a.ID})
+		}
+	}
+	check(t, runQuery(t, Q3), jsonLines(t, want))
+}
+
+func TestQ4(t *testing.T) {
+	// Closing price of each auction with a bid in its time, then the
+	// integer average per category.
+	var auctions []*nexmark.Auction
+	var bids []nexmark.Bid
+	for _, e := range events(t) {
+		switch e.Kind {
+		case nexmark.KindAuction:
+			auctions = append(auctions, e.Auction)
+		case nexmark.KindBid:
+			bids = append(bids, e.Bid)
+		}
+	}
+	sum, count := map[int64]int64{}, map[int64]int64{}
+	for _, a := range auctions {
+		best := int64(-1)
+		for _, b := range bids {
+			if b.Auction == a.ID && b.DateTime >= a.DateTime && b.DateTime <= a.Expires {
+				best = max(best, b.Price)
+			}
+		}
+		if best >= 0 {
+			sum[a.Category] += best
+			count[a.Category]++
+		}
+	}
+	var want []map[string]any
+	for c, n := range count {
+		want = append(want, map[string]any{"id": c, "final": sum[c] / n})
+	}
+	// The last row per category is final.
+	job := weir.NewJob("nexmark-test", weir.DefaultParallelism(3))
+	c := sinks.Collect[Q4Row]()
+	weir.To(Q4(weir.From(job, "nexmark", nexmark.Source(nexmark.DefaultConfig(testEvents)))), "collect", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	last := map[int64]Q4Row{}
+	for _, r := range c.Values() {
+		last[r.ID] = r
+	}
+	if len(c.Values()) <= len(last) {
+		t.Fatalf("%d rows for %d categories: the result never updated", len(c.Values()), len(last))
+	}
+	check(t, jsonLines(t, slices.Collect(maps.Values(last))), jsonLines(t, want))
 }
