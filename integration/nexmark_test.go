@@ -1,0 +1,146 @@
+package integration
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// committedLines returns the committed output lines of a job (part-*.jsonl)
+// with how many times each occurs.
+func committedLines(t *testing.T, out string) map[string]int {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(out, "part-*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]int{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			lines[sc.Text()]++
+		}
+		fh.Close()
+		if err := sc.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lines
+}
+
+// lastPerKey returns, for an updating result whose rows carry the key
+// under field, the last committed row of each key. The rows of a key come
+// from one subtask, whose part files are numbered in commit order.
+func lastPerKey(t *testing.T, out, field string) map[string]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(out, "part-*.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(files)
+	last := map[string]string{}
+	for _, f := range files {
+		fh, err := os.Open(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		for sc.Scan() {
+			var row map[string]json.RawMessage
+			if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+				t.Fatalf("%s: %v", f, err)
+			}
+			last[string(row[field])] = sc.Text()
+		}
+		fh.Close()
+	}
+	return last
+}
+
+// TestNexmarkKillsMatchGolden runs q3 (a join that keeps both sides in
+// keyed state) and q4 (an updating average over two keyed stages) with
+// checkpoints every 50 ms and SIGKILLs at random moments, restarting with
+// the same command until the job ends: q3's committed rows must equal the
+// uninterrupted run's, each once; q4's final row per category must equal
+// the uninterrupted run's.
+func TestNexmarkKillsMatchGolden(t *testing.T) {
+	const kills = 6
+	rng := rand.New(rand.NewPCG(crashSeed(t), 1))
+	for _, q := range []string{"q3", "q4"} {
+		t.Run(q, func(t *testing.T) {
+			dir := t.TempDir()
+			common := []string{"--query", q, "--events", "1500000", "--parallelism", "2"}
+			golden := filepath.Join(dir, "golden")
+			began := time.Now()
+			runToEnd(t, "nexmark", append(common, "--output", golden)...)
+			took := time.Since(began)
+			t.Logf("golden run took %v", took)
+
+			out := filepath.Join(dir, "out")
+			args := append(append(common, "--output", out),
+				checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "50ms")...)
+			killed, finished := 0, false
+			for killed < kills && !finished {
+				d := 20*time.Millisecond + time.Duration(rng.Int64N(int64(took)))
+				if killAfter(t, d, nil, "nexmark", args...) {
+					killed++
+				} else {
+					finished = true
+				}
+			}
+			t.Logf("%d kills before the job ended", killed)
+			if killed == 0 {
+				t.Fatal("no kill landed before the job ended: the test tested nothing")
+			}
+			if !finished {
+				runToEnd(t, "nexmark", args...)
+			}
+			noHiddenFiles(t, out)
+			switch q {
+			case "q3":
+				want, got := committedLines(t, golden), committedLines(t, out)
+				if len(want) == 0 {
+					t.Fatal("the golden run has no output: the test checks nothing")
+				}
+				lost, dup := 0, 0
+				for line, n := range want {
+					if n != 1 {
+						t.Fatalf("golden run: %s %d times", line, n)
+					}
+					if got[line] == 0 {
+						lost++
+					}
+				}
+				for line, n := range got {
+					if want[line] == 0 || n > 1 {
+						dup += n - min(want[line], 1)
+					}
+				}
+				if lost != 0 || dup != 0 {
+					t.Fatalf("after %d kills: lost %d, duplicated or extra %d of %d rows", killed, lost, dup, len(want))
+				}
+			case "q4":
+				want, got := lastPerKey(t, golden, "id"), lastPerKey(t, out, "id")
+				if len(want) == 0 {
+					t.Fatal("the golden run has no output: the test checks nothing")
+				}
+				if !maps.Equal(got, want) {
+					t.Fatalf("after %d kills: final rows\n%v\nwant\n%v", killed, fmt.Sprint(got), fmt.Sprint(want))
+				}
+			}
+			rerunAddsNothing(t, out, "nexmark", args...)
+		})
+	}
+}
