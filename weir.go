@@ -3,6 +3,7 @@ package weir
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/operators"
@@ -214,4 +215,45 @@ func Reduce[K, T any](k KeyedStream[K, T], name string, fn func(acc, v T) T, opt
 // its result after every record.
 func Aggregate[K, T, A, R any](k KeyedStream[K, T], name string, agg Aggregator[T, A, R], opts ...OperatorOption) Stream[R] {
 	return addKeyed(k, name, operators.NewAggregate(k.codec, agg), opts)
+}
+
+// TimerFunc is called when an event-time timer of the current key fires.
+type TimerFunc[K, Out any] = operators.TimerFunc[K, Out]
+
+// TimerService sets event-time timers for the current key
+// (KeyedContext.Timers).
+type TimerService = operators.TimerService
+
+// KeyedProcess is Process with event-time timers: fn may set timers for
+// the current key with ctx.Timers(), and onTimer runs, with that key set,
+// when the watermark reaches one. Timers are keyed state: checkpointed,
+// restored and fired exactly once across recovery.
+func KeyedProcess[K, In, Out any](k KeyedStream[K, In], name string, fn ProcessFunc[K, In, Out], onTimer TimerFunc[K, Out], opts ...OperatorOption) Stream[Out] {
+	return addKeyed(k, name, operators.NewKeyedProcess(k.codec, fn, onTimer), opts)
+}
+
+// Window is an event-time interval [Start, End) in milliseconds.
+type Window = operators.Window
+
+// Windows assigns event times to tumbling or sliding windows.
+type Windows = operators.Windows
+
+// WindowResult is a window's key, interval and result.
+type WindowResult[K, R any] = operators.WindowResult[K, R]
+
+// WindowOptions are a window operator's less common settings.
+type WindowOptions = operators.WindowOptions
+
+// Tumbling returns windows of size that do not overlap.
+func Tumbling(size time.Duration) Windows { return operators.Tumbling(size) }
+
+// Sliding returns windows of size that start every slide.
+func Sliding(size, slide time.Duration) Windows { return operators.Sliding(size, slide) }
+
+// WindowAggregate folds each key's records into the event-time windows
+// that contain their timestamp and emits each window's result once the
+// watermark passes its end. Records whose windows have all expired are
+// dropped. Window state is keyed state: it survives recovery.
+func WindowAggregate[K, T, A, R any](k KeyedStream[K, T], name string, windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R], opts ...OperatorOption) Stream[WindowResult[K, R]] {
+	return addKeyed(k, name, operators.NewWindowAggregate(k.codec, windows, timestamp, agg, operators.WindowOptions{}), opts)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -253,6 +254,7 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		return nil
 	})
 	buf := make([]T, 0, t.batch)
+	wm, _ := r.(Watermarker)
 	var wake <-chan struct{}
 	if t.ck != nil {
 		wake = t.ck.wake
@@ -260,7 +262,7 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 	for {
 		select {
 		case <-t.stop:
-			return endSource(ctx, t, oc, r, out)
+			return endSource(ctx, t, oc, r, out, false)
 		case id := <-t.inject:
 			if err := injectBarrier(oc, t, r, out, id); err != nil {
 				return err
@@ -278,6 +280,13 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 				return perr
 			}
 			clear(b)
+		}
+		if wm != nil {
+			if t, ok := wm.Watermark(); ok {
+				if err := out.Control(barrier.NewWatermark(t)); err != nil {
+					return err
+				}
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -299,7 +308,7 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 			return context.Cause(ctx)
 		}
 	}
-	return endSource(ctx, t, oc, r, out)
+	return endSource(ctx, t, oc, r, out, true)
 }
 
 // endSource ends a source subtask whose input is exhausted (or that was
@@ -307,7 +316,16 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 // until the job's final checkpoint is complete, so that checkpoint holds
 // its end position and the sinks commit everything; only then does
 // end-of-input flow downstream.
-func endSource[T any](ctx context.Context, t *task, oc *OpContext, r Reader[T], out Output[T]) error {
+func endSource[T any](ctx context.Context, t *task, oc *OpContext, r Reader[T], out Output[T], exhausted bool) error {
+	// Event time ends with the input: windows and timers fire now, before
+	// the final checkpoint, so that its commit includes what they emit. A
+	// stopped source is not at its end: a later run resumes it, and its
+	// windows must not have fired.
+	if exhausted {
+		if err := out.Control(barrier.NewWatermark(math.MaxInt64)); err != nil {
+			return err
+		}
+	}
 	if t.ck == nil {
 		return out.Control(barrier.End)
 	}
@@ -337,6 +355,13 @@ func endSource[T any](ctx context.Context, t *task, oc *OpContext, r Reader[T], 
 // positioned is weir.CheckpointedReader.
 type positioned interface {
 	Position() ([]byte, error)
+}
+
+// Watermarker is a Reader that derives watermarks from what it read. After
+// every Read the source task asks for the watermark and sends it
+// downstream when it advanced (ok).
+type Watermarker interface {
+	Watermark() (t int64, ok bool)
 }
 
 // injectBarrier acks checkpoint id with the source's position and sends

@@ -2,6 +2,7 @@ package operators
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/weirstream/weir/barrier"
 	"github.com/weirstream/weir/engine"
@@ -25,6 +26,25 @@ type KeyedContext[K any] interface {
 	KeyGroup() int
 	// Subtask is the index of the parallel instance running the function.
 	Subtask() int
+	// Timers are the event-time timers of the current key. Only a function
+	// with an OnTimer callback (weir.KeyedProcess) may register them.
+	Timers() TimerService
+}
+
+// TimerService sets event-time timers for the current key. A timer at t
+// fires once the operator's watermark reaches t: OnTimer runs with the
+// timer's key set, before the watermark goes further downstream. Timers are
+// keyed state: checkpointed, restored, and fired exactly once across
+// recovery.
+type TimerService interface {
+	// Register sets a timer at event time t (milliseconds since the
+	// epoch); setting one twice is setting it once.
+	Register(t int64)
+	// Delete removes the timer at t, if set.
+	Delete(t int64)
+	// Watermark is the operator's current watermark (math.MinInt64 before
+	// the first).
+	Watermark() int64
 }
 
 // ProcessFunc is a keyed process function: it is called once for every
@@ -45,11 +65,30 @@ func (s *scope) lookup(name string) any { return s.states[name] }
 func (s *scope) fullName(name string) string { return s.uid + "/" + name }
 
 type keyedCtx[K any] struct {
-	scope   scope
-	key     K
-	kg      int
-	subtask int
+	scope     scope
+	key       K
+	kg        int
+	subtask   int
+	timers    *statebackend.Timers // nil: the function has no OnTimer
+	watermark int64
 }
+
+func (c *keyedCtx[K]) Timers() TimerService { return c }
+
+func (c *keyedCtx[K]) Register(t int64) {
+	if c.timers == nil {
+		panic("timers need an OnTimer callback: use weir.KeyedProcess")
+	}
+	c.timers.Register(t)
+}
+
+func (c *keyedCtx[K]) Delete(t int64) {
+	if c.timers != nil {
+		c.timers.Delete(t)
+	}
+}
+
+func (c *keyedCtx[K]) Watermark() int64 { return c.watermark }
 
 func (c *keyedCtx[K]) stateScope() *scope { return &c.scope }
 func (c *keyedCtx[K]) Key() K             { return c.key }
@@ -72,8 +111,52 @@ func (k *keyed[K]) open(oc *engine.OpContext, codec statebackend.Codec[K]) error
 	}
 	k.backend = b
 	k.codec = codec
-	k.ctx = keyedCtx[K]{scope: scope{backend: b, uid: oc.UID, states: map[string]any{}}, subtask: oc.Index}
+	k.ctx = keyedCtx[K]{scope: scope{backend: b, uid: oc.UID, states: map[string]any{}}, subtask: oc.Index, watermark: math.MinInt64}
 	return nil
+}
+
+// useTimers registers the operator's timer service.
+func (k *keyed[K]) useTimers() error {
+	t, err := statebackend.NewTimers(k.backend, k.ctx.scope.fullName("timers"))
+	if err != nil {
+		return err
+	}
+	k.ctx.timers = t
+	return nil
+}
+
+// advance takes the watermark to wm and calls fire for every timer due, with
+// its key set, in time order (timers that fire may set more).
+func (k *keyed[K]) advance(wm int64, fire func(t int64) error) error {
+	if wm <= k.ctx.watermark {
+		return nil
+	}
+	k.ctx.watermark = wm
+	if k.ctx.timers == nil {
+		return nil
+	}
+	for {
+		due := k.ctx.timers.Due(wm, timerBatch)
+		if err := k.backend.Err(); err != nil {
+			return fmt.Errorf("keyed state: %w", err)
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		for _, d := range due {
+			key, err := k.codec.Decode(d.Key)
+			if err != nil {
+				return fmt.Errorf("timer of an undecodable key: %w", err)
+			}
+			k.setKey(key, d.KeyGroup)
+			if err := fire(d.Time); err != nil {
+				return err
+			}
+			if err := k.backend.Err(); err != nil {
+				return fmt.Errorf("keyed state: %w", err)
+			}
+		}
+	}
 }
 
 func (k *keyed[K]) setKey(key K, kg uint16) {
@@ -85,10 +168,25 @@ func (k *keyed[K]) setKey(key K, kg uint16) {
 
 // NewProcess runs fn for every record of a keyed stream.
 func NewProcess[K, In, Out any](codec statebackend.Codec[K], fn ProcessFunc[K, In, Out]) engine.OperatorFactory[engine.Keyed[K, In], Out] {
+	return NewKeyedProcess(codec, fn, nil)
+}
+
+// TimerFunc is called when a timer of the current key fires, at event time
+// t.
+type TimerFunc[K, Out any] func(ctx KeyedContext[K], t int64, out Emitter[Out]) error
+
+// NewKeyedProcess runs fn for every record of a keyed stream and onTimer
+// for every timer that fires (nil: the function sets no timers).
+func NewKeyedProcess[K, In, Out any](codec statebackend.Codec[K], fn ProcessFunc[K, In, Out], onTimer TimerFunc[K, Out]) engine.OperatorFactory[engine.Keyed[K, In], Out] {
 	return func(oc *engine.OpContext, next engine.Output[Out]) (engine.Output[engine.Keyed[K, In]], error) {
-		p := &processOp[K, In, Out]{fn: fn, em: newEmitter(next, DefaultBatch)}
+		p := &processOp[K, In, Out]{fn: fn, onTimer: onTimer, em: newEmitter(next, DefaultBatch)}
 		if err := p.open(oc, codec); err != nil {
 			return nil, err
+		}
+		if onTimer != nil {
+			if err := p.useTimers(); err != nil {
+				return nil, err
+			}
 		}
 		return p, nil
 	}
@@ -96,8 +194,9 @@ func NewProcess[K, In, Out any](codec statebackend.Codec[K], fn ProcessFunc[K, I
 
 type processOp[K, In, Out any] struct {
 	keyed[K]
-	fn ProcessFunc[K, In, Out]
-	em emitter[Out]
+	fn      ProcessFunc[K, In, Out]
+	onTimer TimerFunc[K, Out]
+	em      emitter[Out]
 }
 
 func (p *processOp[K, In, Out]) Push(b []engine.Keyed[K, In]) error {
@@ -120,6 +219,13 @@ func (p *processOp[K, In, Out]) Push(b []engine.Keyed[K, In]) error {
 }
 
 func (p *processOp[K, In, Out]) Control(ev barrier.Event) error {
+	if ev.Kind == barrier.Watermark {
+		err := p.advance(ev.Time, func(t int64) error { return p.onTimer(&p.ctx, t, &p.em) })
+		if err != nil {
+			p.em.flush()
+			return err
+		}
+	}
 	if err := p.em.flush(); err != nil {
 		return err
 	}
@@ -209,3 +315,6 @@ func (a *rollingOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
 }
 
 func (a *rollingOp[K, T, A, R]) Control(ev barrier.Event) error { return a.next.Control(ev) }
+
+// timerBatch is how many due timers are read from state at a time.
+const timerBatch = 4096

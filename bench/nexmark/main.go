@@ -88,7 +88,7 @@ func run(query string, events int64, parallelism int, interval time.Duration) er
 	}
 	job := weir.NewJob("nexmark-"+query, opts...)
 	var count func() int64
-	src := weir.From(job, "nexmark", nexmark.Source(cfg))
+	src := queries.Source(job, cfg)
 	if err := queries.Attach(query, src, queries.Output{Count: func(c func() int64) { count = c }}); err != nil {
 		return fmt.Errorf("--query: %w", err)
 	}

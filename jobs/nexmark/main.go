@@ -36,7 +36,7 @@ func main() {
 		if dir == "" {
 			dir = filepath.Join("out", "nexmark", *query)
 		}
-		src := weir.From(job, "nexmark", nexmark.Source(cfg))
+		src := queries.Source(job, cfg)
 		if err := queries.Attach(*query, src, queries.Output{Dir: dir}); err != nil {
 			return fmt.Errorf("--query: %w", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/weirstream/weir"
 	"github.com/weirstream/weir/sinks"
@@ -53,6 +54,30 @@ var all = map[string]func(weir.Stream[nexmark.Event], Output){
 	"q2": func(e weir.Stream[nexmark.Event], out Output) { to(Q2(e), out) },
 	"q3": func(e weir.Stream[nexmark.Event], out Output) { to(Q3(e), out) },
 	"q4": func(e weir.Stream[nexmark.Event], out Output) { to(Q4(e), out) },
+	"q5": func(e weir.Stream[nexmark.Event], out Output) { to(Q5(e), out) },
+	"q7": func(e weir.Stream[nexmark.Event], out Output) { to(Q7(e), out) },
+	"q8": func(e weir.Stream[nexmark.Event], out Output) { to(Q8(e), out) },
+}
+
+// OutOfOrderness is the watermark delay of the reference's source table
+// (WATERMARK FOR dateTime AS dateTime - INTERVAL '4' SECOND).
+const OutOfOrderness = 4 * time.Second
+
+// Source adds the Nexmark generator with the reference's watermarks to job.
+func Source(job *weir.Job, cfg nexmark.Config, opts ...weir.OperatorOption) weir.Stream[nexmark.Event] {
+	return weir.From(job, "nexmark", weir.WithWatermarks(nexmark.Source(cfg), weir.WatermarkStrategy[nexmark.Event]{
+		Timestamp:      func(e nexmark.Event) int64 { return int64(e.Time()) },
+		OutOfOrderness: OutOfOrderness,
+	}), opts...)
+}
+
+// bids returns the bids of events (the reference's bid view).
+func bids(events weir.Stream[nexmark.Event], name string) weir.Stream[nexmark.Bid] {
+	return weir.FlatMap(events, name, func(e nexmark.Event, out weir.Emitter[nexmark.Bid]) {
+		if e.Kind == nexmark.KindBid {
+			out.Emit(e.Bid)
+		}
+	})
 }
 
 func to[T any](s weir.Stream[T], out Output) {
@@ -264,6 +289,190 @@ func Q4(events weir.Stream[nexmark.Event]) weir.Stream[Q4Row] {
 		out.Emit(Q4Row{ID: f.Category, Final: s / n})
 		return nil
 	})
+}
+
+// Q5Row is a row of q5: an auction with the most bids in a window.
+type Q5Row struct {
+	Auction int64 `json:"auction"`
+	Num     int64 `json:"num"`
+}
+
+type countBids struct{}
+
+func (countBids) Zero() int64                      { return 0 }
+func (countBids) Add(n int64, _ nexmark.Bid) int64 { return n + 1 }
+func (countBids) Result(n int64) int64             { return n }
+
+// Q5 is the hot items query: for every window of 10 s that starts every
+// 2 s (HOP), the auctions with the most bids in it (all of them on a tie).
+// Bids are counted per auction and window; the counts of a window meet in
+// one keyed task that keeps the auctions at the highest count and emits
+// them when the watermark passes the window's end, when every count has
+// arrived.
+func Q5(events weir.Stream[nexmark.Event]) weir.Stream[Q5Row] {
+	b := bids(events, "q5-bids")
+	counts := weir.WindowAggregate(weir.KeyBy(b, func(b nexmark.Bid) int64 { return b.Auction }), "q5-count",
+		weir.Sliding(10*time.Second, 2*time.Second), func(b nexmark.Bid) int64 { return int64(b.DateTime) },
+		weir.Aggregator[nexmark.Bid, int64, int64](countBids{}))
+	byWindow := weir.KeyBy(counts, func(r weir.WindowResult[int64, int64]) int64 { return r.Window.End })
+	return weir.KeyedProcess(byWindow, "q5-max",
+		func(ctx weir.KeyedContext[int64], r weir.WindowResult[int64, int64], _ weir.Emitter[Q5Row]) error {
+			top := weir.Value[int64](ctx, "max")
+			at := weir.List[int64](ctx, "auctions")
+			switch m, ok := top.Lookup(); {
+			case !ok || r.Value > m:
+				top.Set(r.Value)
+				at.Update([]int64{r.Key})
+				ctx.Timers().Register(r.Window.End - 1)
+			case r.Value == m:
+				at.Add(r.Key)
+			}
+			return nil
+		},
+		func(ctx weir.KeyedContext[int64], _ int64, out weir.Emitter[Q5Row]) error {
+			top := weir.Value[int64](ctx, "max")
+			at := weir.List[int64](ctx, "auctions")
+			n := top.Get()
+			for a := range at.All() {
+				out.Emit(Q5Row{Auction: a, Num: n})
+			}
+			top.Clear()
+			at.Clear()
+			return nil
+		})
+}
+
+// Q7Row is a row of q7: a bid at the highest price of its window. The
+// reference SQL inserts price and bidder into each other's sink columns by
+// position; here each value is under its own name.
+type Q7Row struct {
+	Auction  int64        `json:"auction"`
+	Bidder   int64        `json:"bidder"`
+	Price    int64        `json:"price"`
+	DateTime nexmark.Time `json:"dateTime"`
+	Extra    string       `json:"extra"`
+}
+
+// q7Bid is a bid routed to the window that starts at Start. A bid dated at
+// a window's end is also a candidate of the window it ends (the reference
+// joins on dateTime BETWEEN end - 10 s AND end, both included) but does not
+// count towards its highest price.
+type q7Bid struct {
+	Start  int64
+	Bid    Q7Row
+	Counts bool
+}
+
+const q7Window = 10_000 // ms
+
+// Q7 is the highest bid query: the bids at the highest price of each 10 s
+// tumbling window, emitted when the watermark passes the window's end.
+func Q7(events weir.Stream[nexmark.Event]) weir.Stream[Q7Row] {
+	routed := weir.FlatMap(events, "q7-bids", func(e nexmark.Event, out weir.Emitter[q7Bid]) {
+		if e.Kind != nexmark.KindBid {
+			return
+		}
+		b := &e.Bid
+		t := int64(b.DateTime)
+		row := Q7Row{Auction: b.Auction, Bidder: b.Bidder, Price: b.Price, DateTime: b.DateTime, Extra: b.Extra}
+		start := t - floorMod(t, q7Window)
+		out.Emit(q7Bid{Start: start, Bid: row, Counts: true})
+		if t == start {
+			out.Emit(q7Bid{Start: start - q7Window, Bid: row})
+		}
+	})
+	byWindow := weir.KeyBy(routed, func(b q7Bid) int64 { return b.Start })
+	return weir.KeyedProcess(byWindow, "q7-max",
+		func(ctx weir.KeyedContext[int64], b q7Bid, _ weir.Emitter[Q7Row]) error {
+			top := weir.Value[int64](ctx, "max")
+			cands := weir.List[Q7Row](ctx, "candidates")
+			m, ok := top.Lookup()
+			if b.Counts && (!ok || b.Bid.Price > m) {
+				m, ok = b.Bid.Price, true
+				top.Set(m)
+				// Only bids at or above the highest price can be at it.
+				var keep []Q7Row
+				for c := range cands.All() {
+					if c.Price >= m {
+						keep = append(keep, c)
+					}
+				}
+				cands.Update(keep)
+				ctx.Timers().Register(b.Start + q7Window - 1)
+			}
+			if !ok || b.Bid.Price >= m {
+				cands.Add(b.Bid)
+			}
+			return nil
+		},
+		func(ctx weir.KeyedContext[int64], _ int64, out weir.Emitter[Q7Row]) error {
+			top := weir.Value[int64](ctx, "max")
+			cands := weir.List[Q7Row](ctx, "candidates")
+			if m, ok := top.Lookup(); ok {
+				for c := range cands.All() {
+					if c.Price == m {
+						out.Emit(c)
+					}
+				}
+			}
+			top.Clear()
+			cands.Clear()
+			return nil
+		})
+}
+
+func floorMod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// Q8Row is a row of q8: a person who opened an auction in the 10 s window
+// in which they registered.
+type Q8Row struct {
+	ID    int64        `json:"id"`
+	Name  string       `json:"name"`
+	STime nexmark.Time `json:"stime"`
+}
+
+// q8Key is a person (or seller) and a window start.
+type q8Key struct{ ID, Start int64 }
+
+// Q8 is the new users query: people who registered and opened an auction
+// in the same 10 s tumbling window, a window join of people and auctions on
+// id = seller, emitted when the watermark passes the window's end.
+func Q8(events weir.Stream[nexmark.Event]) weir.Stream[Q8Row] {
+	relevant := weir.Filter(events, "q8-filter", func(e nexmark.Event) bool { return e.Kind != nexmark.KindBid })
+	byPersonWindow := weir.KeyBy(relevant, func(e nexmark.Event) q8Key {
+		t := int64(e.Time())
+		start := t - floorMod(t, q7Window)
+		if e.Kind == nexmark.KindPerson {
+			return q8Key{e.Person.ID, start}
+		}
+		return q8Key{e.Auction.Seller, start}
+	})
+	return weir.KeyedProcess(byPersonWindow, "q8-join",
+		func(ctx weir.KeyedContext[q8Key], e nexmark.Event, _ weir.Emitter[Q8Row]) error {
+			if e.Kind == nexmark.KindPerson {
+				weir.Value[string](ctx, "name").Set(e.Person.Name)
+			} else {
+				weir.Value[bool](ctx, "auction").Set(true)
+			}
+			ctx.Timers().Register(ctx.Key().Start + q7Window - 1)
+			return nil
+		},
+		func(ctx weir.KeyedContext[q8Key], _ int64, out weir.Emitter[Q8Row]) error {
+			name := weir.Value[string](ctx, "name")
+			auction := weir.Value[bool](ctx, "auction")
+			if n, ok := name.Lookup(); ok && auction.Get() {
+				out.Emit(Q8Row{ID: ctx.Key().ID, Name: n, STime: nexmark.Time(ctx.Key().Start)})
+			}
+			name.Clear()
+			auction.Clear()
+			return nil
+		})
 }
 
 // Decimal3 is a decimal number with three digits after the point, held in

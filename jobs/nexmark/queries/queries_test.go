@@ -19,10 +19,18 @@ import (
 
 const testEvents = 20_000
 
+// testConfig spreads the events over 20 s of event time (1000 events per
+// second), so that the windowed queries see several windows.
+func testConfig() nexmark.Config {
+	cfg := nexmark.DefaultConfig(testEvents)
+	cfg.Rate = 1000
+	return cfg
+}
+
 // events returns the generated events, computed by the generator directly.
 func events(t *testing.T) []nexmark.Event {
 	t.Helper()
-	cfg := nexmark.DefaultConfig(testEvents)
+	cfg := testConfig()
 	g, err := nexmark.NewGenerator(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +48,7 @@ func runQuery[T any](t *testing.T, build func(weir.Stream[nexmark.Event]) weir.S
 	t.Helper()
 	job := weir.NewJob("nexmark-test", weir.DefaultParallelism(3))
 	c := sinks.Collect[T]()
-	weir.To(build(weir.From(job, "nexmark", nexmark.Source(nexmark.DefaultConfig(testEvents)))), "collect", c)
+	weir.To(build(Source(job, testConfig())), "collect", c)
 	if err := job.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +153,7 @@ func TestDecimal3(t *testing.T) {
 func TestAttach(t *testing.T) {
 	dir := t.TempDir()
 	job := weir.NewJob("nexmark-test", weir.DefaultParallelism(2))
-	if err := Attach("q2", weir.From(job, "nexmark", nexmark.Source(nexmark.DefaultConfig(testEvents))), Output{Dir: dir}); err != nil {
+	if err := Attach("q2", Source(job, testConfig()), Output{Dir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	if err := job.Run(context.Background()); err != nil {
@@ -225,7 +233,7 @@ func TestQ4(t *testing.T) {
 	// The last row per category is final.
 	job := weir.NewJob("nexmark-test", weir.DefaultParallelism(3))
 	c := sinks.Collect[Q4Row]()
-	weir.To(Q4(weir.From(job, "nexmark", nexmark.Source(nexmark.DefaultConfig(testEvents)))), "collect", c)
+	weir.To(Q4(Source(job, testConfig())), "collect", c)
 	if err := job.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -237,4 +245,86 @@ func TestQ4(t *testing.T) {
 		t.Fatalf("%d rows for %d categories: the result never updated", len(c.Values()), len(last))
 	}
 	check(t, jsonLines(t, slices.Collect(maps.Values(last))), jsonLines(t, want))
+}
+
+func TestQ5(t *testing.T) {
+	const size, slide = 10_000, 2_000
+	counts := map[int64]map[int64]int64{} // window start -> auction -> bids
+	for _, e := range events(t) {
+		if e.Kind != nexmark.KindBid {
+			continue
+		}
+		ts := int64(e.Bid.DateTime)
+		for s := ts - ts%slide; s > ts-size; s -= slide {
+			if counts[s] == nil {
+				counts[s] = map[int64]int64{}
+			}
+			counts[s][e.Bid.Auction]++
+		}
+	}
+	var want []map[string]any
+	for _, byAuction := range counts {
+		top := slices.Max(slices.Collect(maps.Values(byAuction)))
+		for a, n := range byAuction {
+			if n == top {
+				want = append(want, map[string]any{"auction": a, "num": n})
+			}
+		}
+	}
+	if len(counts) < 10 {
+		t.Fatalf("only %d windows: the test data is too short", len(counts))
+	}
+	check(t, runQuery(t, Q5), jsonLines(t, want))
+}
+
+func TestQ7(t *testing.T) {
+	const size = 10_000
+	var bids []nexmark.Bid
+	top := map[int64]int64{} // window start -> highest price
+	for _, e := range events(t) {
+		if e.Kind == nexmark.KindBid {
+			b := e.Bid
+			bids = append(bids, b)
+			s := int64(b.DateTime) - int64(b.DateTime)%size
+			top[s] = max(top[s], b.Price)
+		}
+	}
+	var want []map[string]any
+	for s, m := range top {
+		for _, b := range bids {
+			// dateTime BETWEEN window_end - 10 s AND window_end.
+			if ts := int64(b.DateTime); ts >= s && ts <= s+size && b.Price == m {
+				want = append(want, map[string]any{"auction": b.Auction, "bidder": b.Bidder, "price": b.Price,
+					"dateTime": b.DateTime.String(), "extra": b.Extra})
+			}
+		}
+	}
+	if len(top) < 2 {
+		t.Fatalf("only %d windows", len(top))
+	}
+	check(t, runQuery(t, Q7), jsonLines(t, want))
+}
+
+func TestQ8(t *testing.T) {
+	const size = 10_000
+	type pw struct{ id, start int64 }
+	names := map[pw]string{}
+	sold := map[pw]bool{}
+	for _, e := range events(t) {
+		switch e.Kind {
+		case nexmark.KindPerson:
+			s := int64(e.Person.DateTime) - int64(e.Person.DateTime)%size
+			names[pw{e.Person.ID, s}] = e.Person.Name
+		case nexmark.KindAuction:
+			s := int64(e.Auction.DateTime) - int64(e.Auction.DateTime)%size
+			sold[pw{e.Auction.Seller, s}] = true
+		}
+	}
+	var want []map[string]any
+	for k, name := range names {
+		if sold[k] {
+			want = append(want, map[string]any{"id": k.id, "name": name, "stime": nexmark.Time(k.start).String()})
+		}
+	}
+	check(t, runQuery(t, Q8), jsonLines(t, want))
 }

@@ -1,0 +1,224 @@
+package operators
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/weirstream/weir/barrier"
+	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/statebackend"
+)
+
+// Window is the event-time interval [Start, End), in milliseconds since the
+// epoch.
+type Window struct {
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+}
+
+// Windows assigns event times to windows: Size long, starting every Slide
+// (Slide == Size: tumbling; Slide < Size: sliding, each time in Size/Slide
+// windows), aligned to the epoch plus Offset.
+type Windows struct {
+	Size, Slide, Offset time.Duration
+}
+
+// Tumbling returns windows of size that do not overlap.
+func Tumbling(size time.Duration) Windows { return Windows{Size: size, Slide: size} }
+
+// Sliding returns windows of size starting every slide (Flink's and SQL's
+// HOP(slide, size)).
+func Sliding(size, slide time.Duration) Windows { return Windows{Size: size, Slide: slide} }
+
+func (w Windows) check() error {
+	size, slide := w.Size.Milliseconds(), w.Slide.Milliseconds()
+	if size <= 0 || slide <= 0 || slide > size {
+		return fmt.Errorf("windows of size %v every %v: need 0 < slide <= size, in whole milliseconds", w.Size, w.Slide)
+	}
+	return nil
+}
+
+// assign appends the windows that contain t.
+func (w Windows) assign(t int64, dst []Window) []Window {
+	size, slide, off := w.Size.Milliseconds(), w.Slide.Milliseconds(), w.Offset.Milliseconds()
+	last := t - floorMod(t-off, slide) // start of the last window containing t
+	for s := last; s > t-size; s -= slide {
+		dst = append(dst, Window{Start: s, End: s + size})
+	}
+	return dst
+}
+
+func floorMod(a, b int64) int64 {
+	m := a % b
+	if m < 0 {
+		m += b
+	}
+	return m
+}
+
+// WindowResult is what a window emits: its key, its interval and the
+// result of its records.
+type WindowResult[K, R any] struct {
+	Key    K      `json:"key"`
+	Window Window `json:"window"`
+	Value  R      `json:"value"`
+}
+
+// WindowOptions are the less common settings of a window operator.
+type WindowOptions struct {
+	// AllowedLateness keeps a window's state that long after its end: a
+	// late record still updates it and the window fires again with the
+	// new result.
+	AllowedLateness time.Duration
+}
+
+// NewWindowAggregate folds each key's records into event-time windows with
+// agg and emits every window's result once the watermark passes its end
+// (end-1 ms). Records whose windows have all expired (their end plus the
+// allowed lateness is at or below the watermark) are dropped and counted.
+//
+// A window's accumulator is value state of the composite key (key, window
+// end), so the write-back cache holds the windows in use, and each window
+// has one timer, set by its first record.
+func NewWindowAggregate[K, T, A, R any](codec statebackend.Codec[K], windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R], opts WindowOptions) engine.OperatorFactory[engine.Keyed[K, T], WindowResult[K, R]] {
+	return func(oc *engine.OpContext, next engine.Output[WindowResult[K, R]]) (engine.Output[engine.Keyed[K, T]], error) {
+		if err := windows.check(); err != nil {
+			return nil, err
+		}
+		w := &windowOp[K, T, A, R]{windows: windows, ts: timestamp, agg: agg, lateness: opts.AllowedLateness.Milliseconds(),
+			em: newEmitter(next, DefaultBatch)}
+		if err := w.open(oc, codec); err != nil {
+			return nil, err
+		}
+		if err := w.useTimers(); err != nil {
+			return nil, err
+		}
+		ac, err := statebackend.CodecFor[A]()
+		if err != nil {
+			return nil, fmt.Errorf("window accumulator: %w", err)
+		}
+		if w.accs, err = statebackend.NewValue(w.backend, w.ctx.scope.fullName("window"), ac); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+}
+
+type windowOp[K, T, A, R any] struct {
+	keyed[K]
+	windows  Windows
+	ts       func(T) int64
+	agg      Aggregator[T, A, R]
+	lateness int64
+	accs     *statebackend.Value[A] // of (key, window end)
+	em       emitter[WindowResult[K, R]]
+	assigned []Window
+	// Dropped counts records that came after all their windows expired.
+	Dropped int64
+}
+
+// setWindow makes (key, window end) the current key: the encoded key
+// followed by the end, 8 bytes big endian.
+func (w *windowOp[K, T, A, R]) setWindow(key K, kg uint16, end int64) {
+	w.scratch = binary.BigEndian.AppendUint64(w.codec.Append(w.scratch[:0], key), uint64(end))
+	w.backend.SetCurrentKey(kg, w.scratch)
+}
+
+func (w *windowOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
+	timers := w.ctx.timers
+	wm := w.ctx.watermark
+	for i := range b {
+		r := &b[i]
+		w.assigned = w.windows.assign(w.ts(r.Value), w.assigned[:0])
+		live := false
+		for _, win := range w.assigned {
+			if win.End-1+w.lateness <= wm {
+				continue // expired
+			}
+			live = true
+			w.setWindow(r.Key, r.KeyGroup, win.End)
+			acc, ok := w.accs.Lookup()
+			if !ok {
+				acc = w.agg.Zero()
+				if win.End-1 > wm {
+					timers.Register(win.End - 1)
+				}
+				if w.lateness > 0 {
+					timers.Register(win.End - 1 + w.lateness)
+				}
+			}
+			acc = w.agg.Add(acc, r.Value)
+			w.accs.Set(acc)
+			if win.End-1 <= wm {
+				// Late but allowed: fire again with the new result.
+				w.em.Emit(WindowResult[K, R]{Key: r.Key, Window: win, Value: w.agg.Result(acc)})
+			}
+		}
+		if !live {
+			w.Dropped++
+		}
+		if err := w.backend.Err(); err != nil {
+			w.em.flush()
+			return fmt.Errorf("keyed state: %w", err)
+		}
+		if w.em.err != nil {
+			break
+		}
+	}
+	return w.em.flush()
+}
+
+// advance takes the watermark to wm and fires the windows' timers: at
+// end-1 a window emits its result (and, without allowed lateness, ends); at
+// end-1+lateness it ends.
+func (w *windowOp[K, T, A, R]) advance(wm int64) error {
+	if wm <= w.ctx.watermark {
+		return nil
+	}
+	w.ctx.watermark = wm
+	size := w.windows.Size.Milliseconds()
+	for {
+		due := w.ctx.timers.Due(wm, timerBatch)
+		if err := w.backend.Err(); err != nil {
+			return fmt.Errorf("keyed state: %w", err)
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		for _, d := range due {
+			if len(d.Key) < 8 {
+				return fmt.Errorf("window timer with a key of %d bytes", len(d.Key))
+			}
+			enc, end := d.Key[:len(d.Key)-8], int64(binary.BigEndian.Uint64(d.Key[len(d.Key)-8:]))
+			key, err := w.codec.Decode(enc)
+			if err != nil {
+				return fmt.Errorf("window timer of an undecodable key: %w", err)
+			}
+			w.backend.SetCurrentKey(d.KeyGroup, d.Key)
+			acc, ok := w.accs.Lookup()
+			if !ok {
+				continue
+			}
+			if d.Time == end-1 {
+				w.em.Emit(WindowResult[K, R]{Key: key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)})
+			}
+			if d.Time == end-1+w.lateness {
+				w.accs.Clear()
+			}
+		}
+	}
+}
+
+func (w *windowOp[K, T, A, R]) Control(ev barrier.Event) error {
+	if ev.Kind == barrier.Watermark {
+		if err := w.advance(ev.Time); err != nil {
+			w.em.flush()
+			return err
+		}
+	}
+	if err := w.em.flush(); err != nil {
+		return err
+	}
+	return w.em.next.Control(ev)
+}

@@ -1,0 +1,153 @@
+package weir_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/sinks"
+	"github.com/weirstream/weir/sources"
+)
+
+// ev is a timestamped record of key K.
+type ev struct {
+	K  int64
+	TS int64
+}
+
+type countAgg struct{}
+
+func (countAgg) Zero() int64               { return 0 }
+func (countAgg) Add(acc int64, _ ev) int64 { return acc + 1 }
+func (countAgg) Result(acc int64) int64    { return acc }
+
+// events returns n records over keys keys, event times increasing by 0-9 ms
+// with some records up to 50 ms out of order.
+func windowEvents(n, keys int) []ev {
+	r := rand.New(rand.NewPCG(1, 2))
+	out := make([]ev, n)
+	ts := int64(1_000_000)
+	for i := range out {
+		ts += r.Int64N(10)
+		out[i] = ev{K: r.Int64N(int64(keys)), TS: ts - r.Int64N(50)}
+	}
+	return out
+}
+
+// TestWindowsMatchAReference counts records per key in tumbling and
+// sliding windows and compares every window's count with one computed
+// from the records. The watermark allows 100 ms of disorder, more than
+// the data has, so nothing is late.
+func TestWindowsMatchAReference(t *testing.T) {
+	data := windowEvents(20_000, 7)
+	for _, w := range []weir.Windows{weir.Tumbling(100 * time.Millisecond), weir.Sliding(300*time.Millisecond, 100*time.Millisecond)} {
+		t.Run(fmt.Sprintf("size=%v,slide=%v", w.Size, w.Slide), func(t *testing.T) {
+			job := weir.NewJob("windows", weir.DefaultParallelism(2))
+			src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{
+				Timestamp: func(e ev) int64 { return e.TS }, OutOfOrderness: 100 * time.Millisecond,
+			}))
+			res := weir.WindowAggregate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count", w,
+				func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](countAgg{}))
+			c := sinks.Collect[weir.WindowResult[int64, int64]]()
+			weir.To(res, "out", c)
+			if err := job.Run(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]int64{}
+			size, slide := w.Size.Milliseconds(), w.Slide.Milliseconds()
+			for _, e := range data {
+				for s := e.TS - e.TS%slide; s > e.TS-size; s -= slide {
+					want[fmt.Sprintf("%d [%d,%d)", e.K, s, s+size)]++
+				}
+			}
+			got := map[string]int64{}
+			for _, r := range c.Values() {
+				k := fmt.Sprintf("%d [%d,%d)", r.Key, r.Window.Start, r.Window.End)
+				if _, dup := got[k]; dup {
+					t.Fatalf("window %s fired twice", k)
+				}
+				got[k] = r.Value
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d windows fired, want %d", len(got), len(want))
+			}
+			for k, n := range want {
+				if got[k] != n {
+					t.Fatalf("window %s: count %d, want %d", k, got[k], n)
+				}
+			}
+		})
+	}
+}
+
+// TestLateRecordsAreDropped: with no allowed disorder, records older than
+// the newest seen by more than a window are late and do not count.
+func TestLateRecordsAreDropped(t *testing.T) {
+	data := []ev{{1, 1000}, {1, 1050}, {1, 1250}, {1, 1010}, {1, 1260}, {1, 2000}}
+	// Batches of one record: the watermark advances after each.
+	job := weir.NewJob("late", weir.DefaultParallelism(1), weir.BatchSize(1))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{Timestamp: func(e ev) int64 { return e.TS }}))
+	res := weir.WindowAggregate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count", weir.Tumbling(100*time.Millisecond),
+		func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](countAgg{}), weir.Parallelism(1))
+	c := sinks.Collect[weir.WindowResult[int64, int64]]()
+	weir.To(res, "out", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range c.Values() {
+		got = append(got, fmt.Sprintf("[%d,%d)=%d", r.Window.Start, r.Window.End, r.Value))
+	}
+	slices.Sort(got)
+	// 1010 arrives after the watermark passed 1099 (its window's last
+	// millisecond; 1250 took it to 1249): dropped.
+	want := []string{"[1000,1100)=2", "[1200,1300)=2", "[2000,2100)=1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("windows %v, want %v", got, want)
+	}
+}
+
+// TestTimersFire: a keyed process function sets a timer 100 ms after each
+// key's first record and emits the key's count when it fires.
+func TestTimersFire(t *testing.T) {
+	data := windowEvents(5000, 5)
+	job := weir.NewJob("timers", weir.DefaultParallelism(2))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{
+		Timestamp: func(e ev) int64 { return e.TS }, OutOfOrderness: 100 * time.Millisecond,
+	}))
+	type fired struct{ K, At, Count int64 }
+	out := weir.KeyedProcess(weir.KeyBy(src, func(e ev) int64 { return e.K }), "timer",
+		func(ctx weir.KeyedContext[int64], e ev, _ weir.Emitter[fired]) error {
+			n := weir.Value[int64](ctx, "n")
+			if n.Get() == 0 {
+				ctx.Timers().Register(e.TS + 100)
+			}
+			n.Set(n.Get() + 1)
+			return nil
+		},
+		func(ctx weir.KeyedContext[int64], at int64, out weir.Emitter[fired]) error {
+			n := weir.Value[int64](ctx, "n")
+			out.Emit(fired{K: ctx.Key(), At: at, Count: n.Get()})
+			if ctx.Timers().Watermark() < at {
+				return fmt.Errorf("timer at %d fired at watermark %d", at, ctx.Timers().Watermark())
+			}
+			n.Clear()
+			return nil
+		})
+	c := sinks.Collect[fired]()
+	weir.To(out, "out", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	for _, f := range c.Values() {
+		total += f.Count
+	}
+	if total != int64(len(data)) || len(c.Values()) < 5 {
+		t.Fatalf("timers fired %d times counting %d records, want every one of %d", len(c.Values()), total, len(data))
+	}
+}
