@@ -257,3 +257,8 @@ func Sliding(size, slide time.Duration) Windows { return operators.Sliding(size,
 func WindowAggregate[K, T, A, R any](k KeyedStream[K, T], name string, windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R], opts ...OperatorOption) Stream[WindowResult[K, R]] {
 	return addKeyed(k, name, operators.NewWindowAggregate(k.codec, windows, timestamp, agg, operators.WindowOptions{}), opts)
 }
+
+// Merger is implemented by aggregators whose accumulators merge; sliding
+// windows of such an aggregator update one slice per record (see
+// WindowAggregate).
+type Merger[A any] = operators.Merger[A]

@@ -24,6 +24,15 @@ type countAgg struct{}
 func (countAgg) Zero() int64               { return 0 }
 func (countAgg) Add(acc int64, _ ev) int64 { return acc + 1 }
 func (countAgg) Result(acc int64) int64    { return acc }
+func (countAgg) Merge(a, b int64) int64    { return a + b }
+
+// plainCount counts without merging: sliding windows keep one accumulator
+// per window.
+type plainCount struct{}
+
+func (plainCount) Zero() int64               { return 0 }
+func (plainCount) Add(acc int64, _ ev) int64 { return acc + 1 }
+func (plainCount) Result(acc int64) int64    { return acc }
 
 // events returns n records over keys keys, event times increasing by 0-9 ms
 // with some records up to 50 ms out of order.
@@ -44,14 +53,22 @@ func windowEvents(n, keys int) []ev {
 // the data has, so nothing is late.
 func TestWindowsMatchAReference(t *testing.T) {
 	data := windowEvents(20_000, 7)
-	for _, w := range []weir.Windows{weir.Tumbling(100 * time.Millisecond), weir.Sliding(300*time.Millisecond, 100*time.Millisecond)} {
-		t.Run(fmt.Sprintf("size=%v,slide=%v", w.Size, w.Slide), func(t *testing.T) {
+	for _, tc := range []struct {
+		w   weir.Windows
+		agg weir.Aggregator[ev, int64, int64]
+	}{
+		{weir.Tumbling(100 * time.Millisecond), countAgg{}},
+		{weir.Sliding(300*time.Millisecond, 100*time.Millisecond), countAgg{}},   // sliced
+		{weir.Sliding(300*time.Millisecond, 100*time.Millisecond), plainCount{}}, // per window
+	} {
+		w := tc.w
+		t.Run(fmt.Sprintf("size=%v,slide=%v,%T", w.Size, w.Slide, tc.agg), func(t *testing.T) {
 			job := weir.NewJob("windows", weir.DefaultParallelism(2))
 			src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{
 				Timestamp: func(e ev) int64 { return e.TS }, OutOfOrderness: 100 * time.Millisecond,
 			}))
 			res := weir.WindowAggregate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count", w,
-				func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](countAgg{}))
+				func(e ev) int64 { return e.TS }, tc.agg)
 			c := sinks.Collect[weir.WindowResult[int64, int64]]()
 			weir.To(res, "out", c)
 			if err := job.Run(context.Background()); err != nil {

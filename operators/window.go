@@ -3,6 +3,7 @@ package operators
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/weirstream/weir/barrier"
@@ -98,6 +99,17 @@ func NewWindowAggregate[K, T, A, R any](codec statebackend.Codec[K], windows Win
 		if err != nil {
 			return nil, fmt.Errorf("window accumulator: %w", err)
 		}
+		if m, ok := any(agg).(Merger[A]); ok && windows.Slide < windows.Size && windows.Size%windows.Slide == 0 && w.lateness == 0 {
+			w.merge = m
+			sc, err := statebackend.CodecFor[[]Slice[A]]()
+			if err != nil {
+				return nil, fmt.Errorf("window accumulator: %w", err)
+			}
+			if w.slices, err = statebackend.NewValue(w.backend, w.ctx.scope.fullName("slices"), sc); err != nil {
+				return nil, err
+			}
+			return w, nil
+		}
 		if w.accs, err = statebackend.NewValue(w.backend, w.ctx.scope.fullName("window"), ac); err != nil {
 			return nil, err
 		}
@@ -105,11 +117,22 @@ func NewWindowAggregate[K, T, A, R any](codec statebackend.Codec[K], windows Win
 	}
 }
 
+// Merger is implemented by aggregators whose accumulators merge. A sliding
+// window of such an aggregator keeps one accumulator per slide-long slice
+// and merges Size/Slide of them when a window fires, so each record updates
+// one accumulator instead of one per window it is in (Flink SQL's window
+// slicing).
+type Merger[A any] interface {
+	Merge(a, b A) A
+}
+
 type windowOp[K, T, A, R any] struct {
 	keyed[K]
 	windows  Windows
 	ts       func(T) int64
 	agg      Aggregator[T, A, R]
+	merge    Merger[A]                       // non-nil: sliced
+	slices   *statebackend.Value[[]Slice[A]] // sliced: a key's slices
 	lateness int64
 	accs     *statebackend.Value[A] // of (key, window end)
 	em       emitter[WindowResult[K, R]]
@@ -126,6 +149,9 @@ func (w *windowOp[K, T, A, R]) setWindow(key K, kg uint16, end int64) {
 }
 
 func (w *windowOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
+	if w.merge != nil {
+		return w.pushSliced(b)
+	}
 	timers := w.ctx.timers
 	wm := w.ctx.watermark
 	for i := range b {
@@ -169,10 +195,98 @@ func (w *windowOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
 	return w.em.flush()
 }
 
+// Slice is the accumulator of a key's records in [End-Slide, End), in a
+// sliding window of a Merger.
+type Slice[A any] struct {
+	End int64
+	Acc A
+}
+
+// pushSliced adds each record to the slice [s, s+Slide) that holds its
+// time. A key's slices are one value (its few live slices), so a record
+// reads and writes one cache entry. A new slice sets the key's timers at
+// the ends of the windows it is in that have not fired.
+func (w *windowOp[K, T, A, R]) pushSliced(b []engine.Keyed[K, T]) error {
+	timers := w.ctx.timers
+	wm := w.ctx.watermark
+	size, slide, off := w.windows.Size.Milliseconds(), w.windows.Slide.Milliseconds(), w.windows.Offset.Milliseconds()
+	for i := range b {
+		r := &b[i]
+		t := w.ts(r.Value)
+		start := t - floorMod(t-off, slide)
+		end := start + slide
+		if start+size-1 <= wm {
+			w.Dropped++ // every window of its slice fired
+			continue
+		}
+		w.setKey(r.Key, r.KeyGroup)
+		ss, _ := w.slices.Lookup()
+		j := slices.IndexFunc(ss, func(s Slice[A]) bool { return s.End == end })
+		if j < 0 {
+			ss = append(ss, Slice[A]{End: end, Acc: w.agg.Zero()})
+			j = len(ss) - 1
+			for e := end; e <= start+size; e += slide {
+				if e-1 > wm {
+					timers.Register(e - 1)
+				}
+			}
+		}
+		ss[j].Acc = w.agg.Add(ss[j].Acc, r.Value)
+		w.slices.Set(ss)
+		if err := w.backend.Err(); err != nil {
+			w.em.flush()
+			return fmt.Errorf("keyed state: %w", err)
+		}
+		if w.em.err != nil {
+			break
+		}
+	}
+	return w.em.flush()
+}
+
+// fireSliced emits the current key's window ending at end, merged from its
+// slices, and drops the slices whose last window it is.
+func (w *windowOp[K, T, A, R]) fireSliced(end int64) {
+	size, slide := w.windows.Size.Milliseconds(), w.windows.Slide.Milliseconds()
+	ss, ok := w.slices.Lookup()
+	if !ok {
+		return
+	}
+	var acc A
+	found := false
+	keep := ss[:0]
+	for _, s := range ss {
+		if s.End > end-size && s.End <= end {
+			if found {
+				acc = w.merge.Merge(acc, s.Acc)
+			} else {
+				acc, found = s.Acc, true
+			}
+		}
+		if s.End > end-size+slide {
+			keep = append(keep, s)
+		}
+	}
+	if found {
+		w.em.Emit(WindowResult[K, R]{Key: w.ctx.key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)})
+	}
+	if len(keep) == 0 {
+		w.slices.Clear()
+	} else if len(keep) < len(ss) {
+		w.slices.Set(keep)
+	}
+}
+
 // advance takes the watermark to wm and fires the windows' timers: at
 // end-1 a window emits its result (and, without allowed lateness, ends); at
 // end-1+lateness it ends.
 func (w *windowOp[K, T, A, R]) advance(wm int64) error {
+	if w.merge != nil {
+		return w.keyed.advance(wm, func(t int64) error {
+			w.fireSliced(t + 1)
+			return nil
+		})
+	}
 	if wm <= w.ctx.watermark {
 		return nil
 	}

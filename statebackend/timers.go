@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 )
@@ -32,6 +33,13 @@ type Timers struct {
 	next  int64
 	known bool
 	key   []byte
+	// resume holds, per key group (index from its range's start), the last
+	// timer Due returned for resumeUpTo: the next call starts after it
+	// instead of skipping the deleted timers again. A timer set at or
+	// before resumeTime invalidates it.
+	resume     [][]byte
+	resumeUpTo int64
+	resumeTime int64
 }
 
 // NewTimers registers the timer service name.
@@ -68,6 +76,9 @@ func (t *Timers) Register(ts int64) {
 	if t.known && ts < t.next {
 		t.next = ts
 	}
+	if t.resume != nil && ts <= t.resumeTime {
+		t.resume = nil
+	}
 }
 
 // Delete removes the current key's timer at ts, if any.
@@ -100,9 +111,13 @@ func (t *Timers) Due(upTo int64, limit int) []Timer {
 			c.close()
 		}
 	}()
+	if t.resume == nil || t.resumeUpTo != upTo {
+		t.resume = make([][]byte, t.b.keyGroups.Len())
+		t.resumeUpTo, t.resumeTime = upTo, math.MinInt64
+	}
 	next := int64(math.MaxInt64)
 	for kg := t.b.keyGroups.Start; kg <= t.b.keyGroups.End; kg++ {
-		c, err := t.openCursor(uint16(kg))
+		c, err := t.openCursor(uint16(kg), t.resume[kg-t.b.keyGroups.Start])
 		if err != nil {
 			t.b.setErr(err)
 			return nil
@@ -144,7 +159,10 @@ func (t *Timers) Due(upTo int64, limit int) []Timer {
 		binary.BigEndian.PutUint16(prefix[:2], d.KeyGroup)
 		binary.BigEndian.PutUint32(prefix[2:], t.si.ID)
 		k := binary.BigEndian.AppendUint64(prefix[:], uint64(d.Time)^(1<<63))
-		t.b.delete(append(k, d.Key...))
+		k = append(k, d.Key...)
+		t.b.delete(k)
+		t.resume[int(d.KeyGroup)-t.b.keyGroups.Start] = k
+		t.resumeTime = max(t.resumeTime, d.Time)
 	}
 	t.next, t.known = next, true
 	return due
@@ -160,12 +178,17 @@ type cursor struct {
 	closed bool
 }
 
-func (t *Timers) openCursor(kg uint16) (*cursor, error) {
+// openCursor opens key group kg's timers, after the key after if set.
+func (t *Timers) openCursor(kg uint16, after []byte) (*cursor, error) {
 	var prefix [6]byte
 	binary.BigEndian.PutUint16(prefix[:2], kg)
 	binary.BigEndian.PutUint32(prefix[2:], t.si.ID)
 	lower := prefix[:]
-	it, err := t.b.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: prefixEnd(lower)})
+	upper := prefixEnd(lower)
+	if after != nil {
+		lower = append(slices.Clip(after), 0) // the smallest key after it
+	}
+	it, err := t.b.batch.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, fmt.Errorf("statebackend: read %q: %w", t.b.dir, err)
 	}

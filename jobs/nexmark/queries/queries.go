@@ -302,6 +302,7 @@ type countBids struct{}
 func (countBids) Zero() int64                      { return 0 }
 func (countBids) Add(n int64, _ nexmark.Bid) int64 { return n + 1 }
 func (countBids) Result(n int64) int64             { return n }
+func (countBids) Merge(a, b int64) int64           { return a + b }
 
 // Q5 is the hot items query: for every window of 10 s that starts every
 // 2 s (HOP), the auctions with the most bids in it (all of them on a tie).
