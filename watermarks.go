@@ -26,6 +26,12 @@ type WatermarkStrategy[T any] struct {
 	// OutOfOrderness bounds how much older than the newest record seen a
 	// record may be (0: event time never goes back, "monotonous").
 	OutOfOrderness time.Duration
+	// IdleTimeout marks a subtask idle when it has read nothing for that
+	// long (0: never): an idle subtask does not hold the watermark of the
+	// tasks it feeds back, so a source subtask without input (more
+	// subtasks than partitions, a quiet partition) does not stall event
+	// time. It is active again with its next record.
+	IdleTimeout time.Duration
 }
 
 // NoWatermark is the watermark before any: no event time is complete.
@@ -47,8 +53,8 @@ func (w *watermarkSource[T]) Open(ctx context.Context, info SubtaskInfo) (Source
 	if w.s.Timestamp == nil {
 		return nil, errors.New("weir: WatermarkStrategy without a Timestamp function")
 	}
-	if w.s.OutOfOrderness < 0 {
-		return nil, fmt.Errorf("weir: WatermarkStrategy.OutOfOrderness %v: must not be negative", w.s.OutOfOrderness)
+	if w.s.OutOfOrderness < 0 || w.s.IdleTimeout < 0 {
+		return nil, fmt.Errorf("weir: WatermarkStrategy: OutOfOrderness %v and IdleTimeout %v must not be negative", w.s.OutOfOrderness, w.s.IdleTimeout)
 	}
 	r, err := w.src.Open(ctx, info)
 	if err != nil {
@@ -90,7 +96,8 @@ func (w *watermarkSource[T]) Restore(ctx context.Context, info SubtaskInfo, posi
 const watermarkMagic = "WM1"
 
 func (w *watermarkSource[T]) wrap(r SourceReader[T], highest int64) SourceReader[T] {
-	wr := &watermarkReader[T]{r: r, ts: w.s.Timestamp, bound: w.s.OutOfOrderness.Milliseconds(), highest: highest, sent: NoWatermark}
+	wr := &watermarkReader[T]{r: r, ts: w.s.Timestamp, bound: w.s.OutOfOrderness.Milliseconds(), highest: highest, sent: NoWatermark,
+		idleAfter: w.s.IdleTimeout, now: time.Now}
 	if _, ok := r.(CheckpointedReader); ok {
 		return &checkpointedWatermarkReader[T]{wr}
 	}
@@ -103,6 +110,11 @@ type watermarkReader[T any] struct {
 	bound   int64
 	highest int64 // highest event time read, or NoWatermark
 	sent    int64 // last watermark returned
+
+	idleAfter time.Duration // 0: never idle
+	now       func() time.Time
+	lastRead  time.Time // when a Read last returned records (or the first Idle call)
+	idle      bool
 }
 
 var (
@@ -135,6 +147,21 @@ func (w *watermarkReader[T]) Watermark() (int64, bool) {
 	}
 	w.sent = wm
 	return wm, true
+}
+
+// Idle implements engine.Watermarker.
+func (w *watermarkReader[T]) Idle(read bool) (idle, changed bool) {
+	if w.idleAfter <= 0 {
+		return false, false
+	}
+	now := w.now()
+	if read || w.lastRead.IsZero() {
+		w.lastRead = now
+	}
+	idle = !read && now.Sub(w.lastRead) >= w.idleAfter
+	changed = idle != w.idle
+	w.idle = idle
+	return idle, changed
 }
 
 type checkpointedWatermarkReader[T any] struct{ *watermarkReader[T] }

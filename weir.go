@@ -241,9 +241,6 @@ type Windows = operators.Windows
 // WindowResult is a window's key, interval and result.
 type WindowResult[K, R any] = operators.WindowResult[K, R]
 
-// WindowOptions are a window operator's less common settings.
-type WindowOptions = operators.WindowOptions
-
 // Tumbling returns windows of size that do not overlap.
 func Tumbling(size time.Duration) Windows { return operators.Tumbling(size) }
 
@@ -252,10 +249,11 @@ func Sliding(size, slide time.Duration) Windows { return operators.Sliding(size,
 
 // WindowAggregate folds each key's records into the event-time windows
 // that contain their timestamp and emits each window's result once the
-// watermark passes its end. Records whose windows have all expired are
-// dropped. Window state is keyed state: it survives recovery.
+// watermark passes its end. Records whose windows have all expired (see
+// Windows.Lateness) are dropped. Window state is keyed state: it survives
+// recovery.
 func WindowAggregate[K, T, A, R any](k KeyedStream[K, T], name string, windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R], opts ...OperatorOption) Stream[WindowResult[K, R]] {
-	return addKeyed(k, name, operators.NewWindowAggregate(k.codec, windows, timestamp, agg, operators.WindowOptions{}), opts)
+	return addKeyed(k, name, operators.NewWindowAggregate(k.codec, windows, timestamp, agg), opts)
 }
 
 // Merger is implemented by aggregators whose accumulators merge; sliding

@@ -168,3 +168,90 @@ func TestTimersFire(t *testing.T) {
 		t.Fatalf("timers fired %d times counting %d records, want every one of %d", len(c.Values()), total, len(data))
 	}
 }
+
+// TestAllowedLateness: a window keeps its state for the allowed lateness
+// after its end, fires again for each late record in that time, and drops
+// records that come later.
+func TestAllowedLateness(t *testing.T) {
+	data := []ev{{1, 1000}, {1, 1050}, {1, 1250}, {1, 1010}, {1, 1400}, {1, 1020}, {1, 2000}}
+	job := weir.NewJob("lateness", weir.DefaultParallelism(1), weir.BatchSize(1))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{Timestamp: func(e ev) int64 { return e.TS }}))
+	res := weir.WindowAggregate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count",
+		weir.Tumbling(100*time.Millisecond).Lateness(200*time.Millisecond),
+		func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](countAgg{}))
+	c := sinks.Collect[weir.WindowResult[int64, int64]]()
+	weir.To(res, "out", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range c.Values() {
+		got = append(got, fmt.Sprintf("[%d,%d)=%d", r.Window.Start, r.Window.End, r.Value))
+	}
+	// 1250 fires [1000,1100) with 2; 1010 is late but within 200 ms of its
+	// end: it fires again with 3; 1400 ends its lateness, so 1020 is
+	// dropped.
+	want := []string{"[1000,1100)=2", "[1000,1100)=3", "[1200,1300)=1", "[1400,1500)=1", "[2000,2100)=1"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("emitted %v, want %v", got, want)
+	}
+}
+
+// halfIdle is a source whose subtask 0 emits one record per millisecond of
+// event time (n of them, then nothing) and whose other subtasks never emit:
+// without idleness they would hold the watermark back forever.
+type halfIdle struct{ n int }
+
+func (h halfIdle) Open(_ context.Context, info weir.SubtaskInfo) (weir.SourceReader[ev], error) {
+	return &halfIdleReader{emit: info.Index == 0, n: h.n}, nil
+}
+
+type halfIdleReader struct {
+	emit bool
+	n, i int
+}
+
+func (r *halfIdleReader) Read(ctx context.Context, buf []ev) ([]ev, error) {
+	if !r.emit || r.i >= r.n {
+		select {
+		case <-ctx.Done():
+			return buf, ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+			return buf, nil
+		}
+	}
+	r.i++
+	return append(buf, ev{K: 1, TS: int64(r.i)}), nil
+}
+
+func (r *halfIdleReader) Close() error { return nil }
+
+// TestIdleSubtasksDoNotStallWindows: windows fire while the job runs
+// although a source subtask never reads anything, once it is idle.
+func TestIdleSubtasksDoNotStallWindows(t *testing.T) {
+	stop := make(chan struct{})
+	job := weir.NewJob("idle", weir.DefaultParallelism(2), weir.StopWhen(stop))
+	src := weir.From(job, "src", weir.WithWatermarks[ev](halfIdle{n: 1000}, weir.WatermarkStrategy[ev]{
+		Timestamp: func(e ev) int64 { return e.TS }, IdleTimeout: 50 * time.Millisecond,
+	}))
+	res := weir.WindowAggregate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count", weir.Tumbling(100*time.Millisecond),
+		func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](countAgg{}))
+	c := sinks.Collect[weir.WindowResult[int64, int64]]()
+	weir.To(res, "out", c)
+	done := make(chan error, 1)
+	go func() { done <- job.Run(context.Background()) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Len() < 9 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	fired := c.Len()
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Records 1..1000: windows [0,100) ... [900,1000) close as the
+	// watermark reaches 999; [1000,1100) holds the last record.
+	if fired < 9 {
+		t.Fatalf("%d windows fired while the job ran, want at least 9: the idle subtask held the watermark back", fired)
+	}
+}

@@ -114,7 +114,9 @@ func checkConsistent(a *Aligner, d Decision) error {
 //	init inputs=N           a new WatermarkMerger with N inputs
 //	watermark input=I t=T   input I delivers watermark T
 //	end input=I             input I delivers end-of-input
-//	state                   the merger's state
+//	idle input=I            input I turns idle
+//	active input=I          input I is active again
+//	state                   the merger's state (and "all idle" when so)
 func TestWatermarkMerger(t *testing.T) {
 	datadriven.Walk(t, "testdata/watermark", func(t *testing.T, path string) {
 		var m *WatermarkMerger
@@ -143,7 +145,13 @@ func TestWatermarkMerger(t *testing.T) {
 			case "end":
 				td.ScanArgs(t, "input", &input)
 				t2, advanced = m.EndOfInput(input)
+			case "idle", "active":
+				td.ScanArgs(t, "input", &input)
+				t2, advanced = m.Status(input, td.Cmd == "idle")
 			case "state":
+				if m.AllIdle() {
+					return m.String() + " all idle"
+				}
 				return m.String()
 			default:
 				td.Fatalf(t, "unknown command %q", td.Cmd)

@@ -20,6 +20,9 @@ const (
 	// every older one): the receiver stops aligning it and ignores its
 	// barriers, and those of older checkpoints, from every input.
 	CancelBarrier
+	// WatermarkStatus says the sender turned idle (Idle) or active again:
+	// while idle it sends no records and does not hold the watermark back.
+	WatermarkStatus
 )
 
 func (k Kind) String() string {
@@ -34,6 +37,8 @@ func (k Kind) String() string {
 		return "end-of-input"
 	case CancelBarrier:
 		return "cancel-barrier"
+	case WatermarkStatus:
+		return "watermark-status"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -44,6 +49,7 @@ type Event struct {
 	Kind       Kind
 	Checkpoint uint64 // Barrier, CancelBarrier: the checkpoint id
 	Time       int64  // Watermark: event time in milliseconds since the epoch
+	Idle       bool   // WatermarkStatus: idle (true) or active
 }
 
 func (e Event) String() string {
@@ -54,6 +60,11 @@ func (e Event) String() string {
 		return fmt.Sprintf("barrier(%d)", e.Checkpoint)
 	case CancelBarrier:
 		return fmt.Sprintf("cancel-barrier(%d)", e.Checkpoint)
+	case WatermarkStatus:
+		if e.Idle {
+			return "idle"
+		}
+		return "active"
 	}
 	return e.Kind.String()
 }
@@ -70,3 +81,6 @@ func NewCancel(id uint64) Event { return Event{Kind: CancelBarrier, Checkpoint: 
 // NewWatermark returns the watermark at event time t (milliseconds since the
 // epoch).
 func NewWatermark(t int64) Event { return Event{Kind: Watermark, Time: t} }
+
+// NewStatus returns the watermark status event: idle or active.
+func NewStatus(idle bool) Event { return Event{Kind: WatermarkStatus, Idle: idle} }

@@ -19,9 +19,15 @@ const NoWatermark int64 = math.MinInt64
 // When every input ended, the merged watermark advances to math.MaxInt64
 // (as Flink's MAX_WATERMARK does), so event-time timers and windows fire
 // before end-of-input is forwarded.
+//
+// An idle input (one that said so with a watermark status) does not hold
+// the watermark back either, until it sends a watermark or says it is
+// active again; while every live input is idle the merged watermark stays
+// where it is, and AllIdle is true so the task can tell its own consumers.
 type WatermarkMerger struct {
 	marks  []int64 // per input; NoWatermark until the first
 	ended  []bool
+	idle   []bool
 	merged int64
 }
 
@@ -34,6 +40,7 @@ func NewWatermarkMerger(inputs int) *WatermarkMerger {
 	m := &WatermarkMerger{
 		marks:  make([]int64, inputs),
 		ended:  make([]bool, inputs),
+		idle:   make([]bool, inputs),
 		merged: NoWatermark,
 	}
 	for i := range m.marks {
@@ -56,11 +63,40 @@ func (m *WatermarkMerger) Input(input int) (t int64, ended bool) {
 // forwards it downstream. A watermark below one the input already sent, or
 // from an ended input, is ignored.
 func (m *WatermarkMerger) Watermark(input int, t int64) (int64, bool) {
-	if m.ended[input] || t <= m.marks[input] {
+	if m.ended[input] {
 		return m.merged, false
 	}
-	m.marks[input] = t
+	m.idle[input] = false // a watermark means the input is active
+	if t > m.marks[input] {
+		m.marks[input] = t
+	}
 	return m.advance()
+}
+
+// Status feeds input's watermark status (idle or active again). It
+// returns the new merged watermark and true when it advanced: an input
+// turning idle may have been the one holding it back.
+func (m *WatermarkMerger) Status(input int, idle bool) (int64, bool) {
+	if m.ended[input] {
+		return m.merged, false
+	}
+	m.idle[input] = idle
+	return m.advance()
+}
+
+// AllIdle reports whether every input that has not ended is idle (and one
+// has not ended).
+func (m *WatermarkMerger) AllIdle() bool {
+	live := false
+	for i := range m.marks {
+		if !m.ended[i] {
+			if !m.idle[i] {
+				return false
+			}
+			live = true
+		}
+	}
+	return live
 }
 
 // EndOfInput feeds end-of-input, delivered by input: the input no longer
@@ -76,10 +112,18 @@ func (m *WatermarkMerger) EndOfInput(input int) (int64, bool) {
 
 func (m *WatermarkMerger) advance() (int64, bool) {
 	low := int64(math.MaxInt64)
+	live, active := false, false
 	for i, t := range m.marks {
 		if !m.ended[i] {
-			low = min(low, t)
+			live = true
+			if !m.idle[i] {
+				active = true
+				low = min(low, t)
+			}
 		}
+	}
+	if live && !active {
+		return m.merged, false // all idle: nothing to go by
 	}
 	if low <= m.merged {
 		return m.merged, false
@@ -98,9 +142,12 @@ func (m *WatermarkMerger) String() string {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
-		if m.ended[i] {
+		switch {
+		case m.ended[i]:
 			fmt.Fprintf(&b, "%d:end", i)
-		} else {
+		case m.idle[i]:
+			fmt.Fprintf(&b, "%d:idle(%s)", i, fmtMark(t))
+		default:
 			fmt.Fprintf(&b, "%d:%s", i, fmtMark(t))
 		}
 	}

@@ -28,6 +28,7 @@ type Gate[T any] struct {
 
 	aligner *barrier.Aligner
 	marks   *barrier.WatermarkMerger
+	idle    bool          // told the head that every live input is idle
 	stash   []envQueue[T] // by sender: received while blocked, in order
 }
 
@@ -194,9 +195,32 @@ func (g *Gate[T]) process(env Envelope[T], t *task, head Output[T]) (done bool, 
 			return false, err
 		}
 		return false, t.lingered()
-	case barrier.Watermark:
-		if wm, ok := g.marks.Watermark(i, env.Event.Time); ok {
-			return false, head.Control(barrier.NewWatermark(wm))
+	case barrier.Watermark, barrier.WatermarkStatus:
+		var (
+			wm int64
+			ok bool
+		)
+		if env.Event.Kind == barrier.Watermark {
+			wm, ok = g.marks.Watermark(i, env.Event.Time)
+		} else {
+			wm, ok = g.marks.Status(i, env.Event.Idle)
+		}
+		// Active again before the watermark that may come with it; idle
+		// after it.
+		if idle := g.marks.AllIdle(); !idle && g.idle {
+			g.idle = false
+			if err := head.Control(barrier.NewStatus(false)); err != nil {
+				return false, err
+			}
+		}
+		if ok {
+			if err := head.Control(barrier.NewWatermark(wm)); err != nil {
+				return false, err
+			}
+		}
+		if idle := g.marks.AllIdle(); idle && !g.idle {
+			g.idle = true
+			return false, head.Control(barrier.NewStatus(true))
 		}
 		return false, nil
 	case barrier.EndOfInput:

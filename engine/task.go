@@ -287,6 +287,11 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 					return err
 				}
 			}
+			if idle, changed := wm.Idle(len(b) > 0); changed {
+				if err := out.Control(barrier.NewStatus(idle)); err != nil {
+					return err
+				}
+			}
 		}
 		if errors.Is(err, io.EOF) {
 			break
@@ -359,9 +364,11 @@ type positioned interface {
 
 // Watermarker is a Reader that derives watermarks from what it read. After
 // every Read the source task asks for the watermark and sends it
-// downstream when it advanced (ok).
+// downstream when it advanced (ok), then tells the reader whether the Read
+// returned records and sends its idleness downstream when it changed.
 type Watermarker interface {
 	Watermark() (t int64, ok bool)
+	Idle(read bool) (idle, changed bool)
 }
 
 // injectBarrier acks checkpoint id with the source's position and sends

@@ -23,6 +23,16 @@ type Window struct {
 // windows), aligned to the epoch plus Offset.
 type Windows struct {
 	Size, Slide, Offset time.Duration
+	// AllowedLateness keeps a window's state that long after its end: a
+	// late record still updates it and the window fires again with the new
+	// result. Records later than that are dropped.
+	AllowedLateness time.Duration
+}
+
+// Lateness returns w with AllowedLateness d.
+func (w Windows) Lateness(d time.Duration) Windows {
+	w.AllowedLateness = d
+	return w
 }
 
 // Tumbling returns windows of size that do not overlap.
@@ -36,6 +46,9 @@ func (w Windows) check() error {
 	size, slide := w.Size.Milliseconds(), w.Slide.Milliseconds()
 	if size <= 0 || slide <= 0 || slide > size {
 		return fmt.Errorf("windows of size %v every %v: need 0 < slide <= size, in whole milliseconds", w.Size, w.Slide)
+	}
+	if w.AllowedLateness < 0 {
+		return fmt.Errorf("windows: allowed lateness %v is negative", w.AllowedLateness)
 	}
 	return nil
 }
@@ -66,14 +79,6 @@ type WindowResult[K, R any] struct {
 	Value  R      `json:"value"`
 }
 
-// WindowOptions are the less common settings of a window operator.
-type WindowOptions struct {
-	// AllowedLateness keeps a window's state that long after its end: a
-	// late record still updates it and the window fires again with the
-	// new result.
-	AllowedLateness time.Duration
-}
-
 // NewWindowAggregate folds each key's records into event-time windows with
 // agg and emits every window's result once the watermark passes its end
 // (end-1 ms). Records whose windows have all expired (their end plus the
@@ -82,12 +87,12 @@ type WindowOptions struct {
 // A window's accumulator is value state of the composite key (key, window
 // end), so the write-back cache holds the windows in use, and each window
 // has one timer, set by its first record.
-func NewWindowAggregate[K, T, A, R any](codec statebackend.Codec[K], windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R], opts WindowOptions) engine.OperatorFactory[engine.Keyed[K, T], WindowResult[K, R]] {
+func NewWindowAggregate[K, T, A, R any](codec statebackend.Codec[K], windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R]) engine.OperatorFactory[engine.Keyed[K, T], WindowResult[K, R]] {
 	return func(oc *engine.OpContext, next engine.Output[WindowResult[K, R]]) (engine.Output[engine.Keyed[K, T]], error) {
 		if err := windows.check(); err != nil {
 			return nil, err
 		}
-		w := &windowOp[K, T, A, R]{windows: windows, ts: timestamp, agg: agg, lateness: opts.AllowedLateness.Milliseconds(),
+		w := &windowOp[K, T, A, R]{windows: windows, ts: timestamp, agg: agg, lateness: windows.AllowedLateness.Milliseconds(),
 			em: newEmitter(next, DefaultBatch)}
 		if err := w.open(oc, codec); err != nil {
 			return nil, err
