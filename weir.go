@@ -247,6 +247,11 @@ func Tumbling(size time.Duration) Windows { return operators.Tumbling(size) }
 // Sliding returns windows of size that start every slide.
 func Sliding(size, slide time.Duration) Windows { return operators.Sliding(size, slide) }
 
+// Sessions returns session windows: a key's records less than gap apart
+// share a window, which closes gap after its last record. The aggregator
+// must implement Merger.
+func Sessions(gap time.Duration) Windows { return operators.Sessions(gap) }
+
 // WindowAggregate folds each key's records into the event-time windows
 // that contain their timestamp and emits each window's result once the
 // watermark passes its end. Records whose windows have all expired (see

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,5 +254,79 @@ func TestIdleSubtasksDoNotStallWindows(t *testing.T) {
 	// watermark reaches 999; [1000,1100) holds the last record.
 	if fired < 9 {
 		t.Fatalf("%d windows fired while the job ran, want at least 9: the idle subtask held the watermark back", fired)
+	}
+}
+
+// TestSessionWindows compares session windows over disordered records with
+// sessions computed from the sorted records of each key.
+func TestSessionWindows(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var data []ev
+	ts := int64(1_000_000)
+	for range 5000 {
+		ts += r.Int64N(40) // gaps of 0-39 ms per step, over 4 keys
+		data = append(data, ev{K: r.Int64N(4), TS: ts - r.Int64N(30)})
+	}
+	const gap = 60
+	job := weir.NewJob("sessions", weir.DefaultParallelism(2))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{
+		Timestamp: func(e ev) int64 { return e.TS }, OutOfOrderness: 100 * time.Millisecond,
+	}))
+	res := weir.WindowAggregate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count", weir.Sessions(gap*time.Millisecond),
+		func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](countAgg{}))
+	c := sinks.Collect[weir.WindowResult[int64, int64]]()
+	weir.To(res, "out", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	byKey := map[int64][]int64{}
+	for _, e := range data {
+		byKey[e.K] = append(byKey[e.K], e.TS)
+	}
+	var want []string
+	for k, tss := range byKey {
+		slices.Sort(tss)
+		start, n := tss[0], int64(1)
+		for i := 1; i <= len(tss); i++ {
+			if i == len(tss) || tss[i]-tss[i-1] >= gap {
+				want = append(want, fmt.Sprintf("%d [%d,%d)=%d", k, start, tss[i-1]+gap, n))
+				if i < len(tss) {
+					start, n = tss[i], 0
+				}
+			}
+			n++
+		}
+	}
+	var got []string
+	for _, r := range c.Values() {
+		got = append(got, fmt.Sprintf("%d [%d,%d)=%d", r.Key, r.Window.Start, r.Window.End, r.Value))
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) < 50 {
+		t.Fatalf("only %d sessions in the test data", len(want))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d sessions, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
+	}
+}
+
+func firstDiff(a, b []string) string {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return fmt.Sprintf("%q vs %q", a[i], b[i])
+		}
+	}
+	return "the end"
+}
+
+func TestSessionsNeedAMerger(t *testing.T) {
+	job := weir.NewJob("sessions", weir.DefaultParallelism(1))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice([]ev{{1, 1}}), weir.WatermarkStrategy[ev]{Timestamp: func(e ev) int64 { return e.TS }}))
+	res := weir.WindowAggregate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count", weir.Sessions(time.Second),
+		func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](plainCount{}))
+	weir.To(res, "out", sinks.Discard[weir.WindowResult[int64, int64]]())
+	if err := job.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "Merger") {
+		t.Fatalf("sessions with an aggregator that does not merge: %v", err)
 	}
 }

@@ -23,6 +23,10 @@ type Window struct {
 // windows), aligned to the epoch plus Offset.
 type Windows struct {
 	Size, Slide, Offset time.Duration
+	// Gap, when set, makes session windows instead: a key's records less
+	// than Gap apart are in one window, [first record, last record + Gap).
+	// Sessions merge accumulators, so the aggregator must be a Merger.
+	Gap time.Duration
 	// AllowedLateness keeps a window's state that long after its end: a
 	// late record still updates it and the window fires again with the new
 	// result. Records later than that are dropped.
@@ -42,7 +46,16 @@ func Tumbling(size time.Duration) Windows { return Windows{Size: size, Slide: si
 // HOP(slide, size)).
 func Sliding(size, slide time.Duration) Windows { return Windows{Size: size, Slide: slide} }
 
+// Sessions returns session windows with the given gap.
+func Sessions(gap time.Duration) Windows { return Windows{Gap: gap} }
+
 func (w Windows) check() error {
+	if w.Gap != 0 {
+		if w.Gap.Milliseconds() <= 0 || w.Size != 0 || w.Slide != 0 || w.AllowedLateness != 0 {
+			return fmt.Errorf("session windows with gap %v: need a gap of at least 1 ms and no size, slide or lateness", w.Gap)
+		}
+		return nil
+	}
 	size, slide := w.Size.Milliseconds(), w.Slide.Milliseconds()
 	if size <= 0 || slide <= 0 || slide > size {
 		return fmt.Errorf("windows of size %v every %v: need 0 < slide <= size, in whole milliseconds", w.Size, w.Slide)
@@ -104,6 +117,21 @@ func NewWindowAggregate[K, T, A, R any](codec statebackend.Codec[K], windows Win
 		if err != nil {
 			return nil, fmt.Errorf("window accumulator: %w", err)
 		}
+		if windows.Gap != 0 {
+			m, ok := any(agg).(Merger[A])
+			if !ok {
+				return nil, fmt.Errorf("session windows need an aggregator that merges accumulators (weir.Merger); %T does not", agg)
+			}
+			w.merge = m
+			sc, err := statebackend.CodecFor[[]Session[A]]()
+			if err != nil {
+				return nil, fmt.Errorf("window accumulator: %w", err)
+			}
+			if w.sessions, err = statebackend.NewValue(w.backend, w.ctx.scope.fullName("sessions"), sc); err != nil {
+				return nil, err
+			}
+			return w, nil
+		}
 		if m, ok := any(agg).(Merger[A]); ok && windows.Slide < windows.Size && windows.Size%windows.Slide == 0 && w.lateness == 0 {
 			w.merge = m
 			sc, err := statebackend.CodecFor[[]Slice[A]]()
@@ -136,8 +164,9 @@ type windowOp[K, T, A, R any] struct {
 	windows  Windows
 	ts       func(T) int64
 	agg      Aggregator[T, A, R]
-	merge    Merger[A]                       // non-nil: sliced
-	slices   *statebackend.Value[[]Slice[A]] // sliced: a key's slices
+	merge    Merger[A]                         // non-nil: sliced
+	slices   *statebackend.Value[[]Slice[A]]   // sliced: a key's slices
+	sessions *statebackend.Value[[]Session[A]] // sessions: a key's open sessions
 	lateness int64
 	accs     *statebackend.Value[A] // of (key, window end)
 	em       emitter[WindowResult[K, R]]
@@ -154,6 +183,9 @@ func (w *windowOp[K, T, A, R]) setWindow(key K, kg uint16, end int64) {
 }
 
 func (w *windowOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
+	if w.sessions != nil {
+		return w.pushSessions(b)
+	}
 	if w.merge != nil {
 		return w.pushSliced(b)
 	}
@@ -282,10 +314,82 @@ func (w *windowOp[K, T, A, R]) fireSliced(end int64) {
 	}
 }
 
+// Session is an open session of a key: [Start, End) and its accumulator.
+type Session[A any] struct {
+	Start, End int64
+	Acc        A
+}
+
+// pushSessions adds each record as the session [t, t+Gap) and merges it
+// with the key's open sessions it overlaps. The merged session's end gets
+// a timer; timers of the sessions it absorbed find nothing when they fire.
+func (w *windowOp[K, T, A, R]) pushSessions(b []engine.Keyed[K, T]) error {
+	timers := w.ctx.timers
+	wm := w.ctx.watermark
+	gap := w.windows.Gap.Milliseconds()
+	for i := range b {
+		r := &b[i]
+		t := w.ts(r.Value)
+		if t+gap-1 <= wm {
+			w.Dropped++ // its session would have closed already
+			continue
+		}
+		w.setKey(r.Key, r.KeyGroup)
+		ss, _ := w.sessions.Lookup()
+		cur := Session[A]{Start: t, End: t + gap, Acc: w.agg.Add(w.agg.Zero(), r.Value)}
+		keep := ss[:0]
+		for _, s := range ss {
+			if s.Start < cur.End && cur.Start < s.End {
+				cur.Start, cur.End = min(cur.Start, s.Start), max(cur.End, s.End)
+				cur.Acc = w.merge.Merge(s.Acc, cur.Acc)
+				continue
+			}
+			keep = append(keep, s)
+		}
+		w.sessions.Set(append(keep, cur))
+		timers.Register(cur.End - 1)
+		if err := w.backend.Err(); err != nil {
+			w.em.flush()
+			return fmt.Errorf("keyed state: %w", err)
+		}
+		if w.em.err != nil {
+			break
+		}
+	}
+	return w.em.flush()
+}
+
+// fireSession emits and drops the current key's session that ends at end,
+// if it still exists.
+func (w *windowOp[K, T, A, R]) fireSession(end int64) {
+	ss, ok := w.sessions.Lookup()
+	if !ok {
+		return
+	}
+	for i, s := range ss {
+		if s.End == end {
+			w.em.Emit(WindowResult[K, R]{Key: w.ctx.key, Window: Window{Start: s.Start, End: s.End}, Value: w.agg.Result(s.Acc)})
+			ss = slices.Delete(ss, i, i+1)
+			if len(ss) == 0 {
+				w.sessions.Clear()
+			} else {
+				w.sessions.Set(ss)
+			}
+			return
+		}
+	}
+}
+
 // advance takes the watermark to wm and fires the windows' timers: at
 // end-1 a window emits its result (and, without allowed lateness, ends); at
 // end-1+lateness it ends.
 func (w *windowOp[K, T, A, R]) advance(wm int64) error {
+	if w.sessions != nil {
+		return w.keyed.advance(wm, func(t int64) error {
+			w.fireSession(t + 1)
+			return nil
+		})
+	}
 	if w.merge != nil {
 		return w.keyed.advance(wm, func(t int64) error {
 			w.fireSliced(t + 1)
