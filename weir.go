@@ -265,3 +265,14 @@ func WindowAggregate[K, T, A, R any](k KeyedStream[K, T], name string, windows W
 // windows of such an aggregator update one slice per record (see
 // WindowAggregate).
 type Merger[A any] = operators.Merger[A]
+
+// WindowFunc sees all the records of one key's window when it fires.
+type WindowFunc[K, T, R any] = operators.WindowFunc[K, T, R]
+
+// WindowProcess keeps each key's records per tumbling or sliding window and
+// calls fn with all of them, in arrival order, once the watermark passes
+// the window's end. Prefer WindowAggregate when an accumulator will do: it
+// keeps one value per window instead of every record.
+func WindowProcess[K, T, R any](k KeyedStream[K, T], name string, windows Windows, timestamp func(T) int64, fn WindowFunc[K, T, R], opts ...OperatorOption) Stream[R] {
+	return addKeyed(k, name, operators.NewWindowProcess(k.codec, windows, timestamp, fn), opts)
+}

@@ -330,3 +330,55 @@ func TestSessionsNeedAMerger(t *testing.T) {
 		t.Fatalf("sessions with an aggregator that does not merge: %v", err)
 	}
 }
+
+// TestWindowProcess: a window function over all records of each sliding
+// window sees exactly the records a reference assigns to it.
+func TestWindowProcess(t *testing.T) {
+	data := windowEvents(5000, 3)
+	job := weir.NewJob("process", weir.DefaultParallelism(2))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{
+		Timestamp: func(e ev) int64 { return e.TS }, OutOfOrderness: 100 * time.Millisecond,
+	}))
+	out := weir.WindowProcess(weir.KeyBy(src, func(e ev) int64 { return e.K }), "span", weir.Sliding(200*time.Millisecond, 100*time.Millisecond),
+		func(e ev) int64 { return e.TS },
+		func(key int64, w weir.Window, records []ev, out weir.Emitter[string]) error {
+			lo, hi := records[0].TS, records[0].TS
+			for _, r := range records {
+				if r.K != key || r.TS < w.Start || r.TS >= w.End {
+					return fmt.Errorf("record %+v in window %+v of key %d", r, w, key)
+				}
+				lo, hi = min(lo, r.TS), max(hi, r.TS)
+			}
+			out.Emit(fmt.Sprintf("%d [%d,%d) n=%d min=%d max=%d", key, w.Start, w.End, len(records), lo, hi))
+			return nil
+		})
+	c := sinks.Collect[string]()
+	weir.To(out, "out", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	type agg struct{ n, lo, hi int64 }
+	ref := map[string]*agg{}
+	for _, e := range data {
+		for s := e.TS - e.TS%100; s > e.TS-200; s -= 100 {
+			k := fmt.Sprintf("%d [%d,%d)", e.K, s, s+200)
+			a := ref[k]
+			if a == nil {
+				a = &agg{lo: e.TS, hi: e.TS}
+				ref[k] = a
+			}
+			a.n++
+			a.lo, a.hi = min(a.lo, e.TS), max(a.hi, e.TS)
+		}
+	}
+	var want []string
+	for k, a := range ref {
+		want = append(want, fmt.Sprintf("%s n=%d min=%d max=%d", k, a.n, a.lo, a.hi))
+	}
+	got := c.Values()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d windows, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
+	}
+}

@@ -22,8 +22,9 @@ const NoWatermark int64 = math.MinInt64
 //
 // An idle input (one that said so with a watermark status) does not hold
 // the watermark back either, until it sends a watermark or says it is
-// active again; while every live input is idle the merged watermark stays
-// where it is, and AllIdle is true so the task can tell its own consumers.
+// active again. When every live input is idle, the merged watermark is the
+// highest of theirs, and AllIdle is true so the task can tell its own
+// consumers.
 type WatermarkMerger struct {
 	marks  []int64 // per input; NoWatermark until the first
 	ended  []bool
@@ -123,7 +124,17 @@ func (m *WatermarkMerger) advance() (int64, bool) {
 		}
 	}
 	if live && !active {
-		return m.merged, false // all idle: nothing to go by
+		// Every live input is idle: what they sent is all there will be
+		// until one is active again, so go by the highest (as Flink's
+		// StatusWatermarkValve does). Otherwise inputs that went idle
+		// one after the other could leave the watermark stuck below what
+		// every one of them has passed.
+		low = NoWatermark
+		for i, t := range m.marks {
+			if !m.ended[i] {
+				low = max(low, t)
+			}
+		}
 	}
 	if low <= m.merged {
 		return m.merged, false

@@ -175,11 +175,46 @@ type windowOp[K, T, A, R any] struct {
 	Dropped int64
 }
 
-// setWindow makes (key, window end) the current key: the encoded key
+// setWindow makes (key, window end) the current key.
+func (w *windowOp[K, T, A, R]) setWindow(key K, kg uint16, end int64) { w.setComposite(key, kg, end) }
+
+// setComposite makes (key, window end) the current key: the encoded key
 // followed by the end, 8 bytes big endian.
-func (w *windowOp[K, T, A, R]) setWindow(key K, kg uint16, end int64) {
-	w.scratch = binary.BigEndian.AppendUint64(w.codec.Append(w.scratch[:0], key), uint64(end))
-	w.backend.SetCurrentKey(kg, w.scratch)
+func (k *keyed[K]) setComposite(key K, kg uint16, end int64) {
+	k.scratch = binary.BigEndian.AppendUint64(k.codec.Append(k.scratch[:0], key), uint64(end))
+	k.backend.SetCurrentKey(kg, k.scratch)
+}
+
+// advanceComposite takes the watermark to wm and calls fire for each due
+// timer (at t) of a composite key (key, window end), with that key set.
+func (k *keyed[K]) advanceComposite(wm int64, fire func(key K, end, t int64) error) error {
+	if wm <= k.ctx.watermark {
+		return nil
+	}
+	k.ctx.watermark = wm
+	for {
+		due := k.ctx.timers.Due(wm, timerBatch)
+		if err := k.backend.Err(); err != nil {
+			return fmt.Errorf("keyed state: %w", err)
+		}
+		if len(due) == 0 {
+			return nil
+		}
+		for _, d := range due {
+			if len(d.Key) < 8 {
+				return fmt.Errorf("window timer with a key of %d bytes", len(d.Key))
+			}
+			enc, end := d.Key[:len(d.Key)-8], int64(binary.BigEndian.Uint64(d.Key[len(d.Key)-8:]))
+			key, err := k.codec.Decode(enc)
+			if err != nil {
+				return fmt.Errorf("window timer of an undecodable key: %w", err)
+			}
+			k.backend.SetCurrentKey(d.KeyGroup, d.Key)
+			if err := fire(key, end, d.Time); err != nil {
+				return err
+			}
+		}
+	}
 }
 
 func (w *windowOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
@@ -396,46 +431,122 @@ func (w *windowOp[K, T, A, R]) advance(wm int64) error {
 			return nil
 		})
 	}
-	if wm <= w.ctx.watermark {
-		return nil
-	}
-	w.ctx.watermark = wm
 	size := w.windows.Size.Milliseconds()
-	for {
-		due := w.ctx.timers.Due(wm, timerBatch)
-		if err := w.backend.Err(); err != nil {
-			return fmt.Errorf("keyed state: %w", err)
-		}
-		if len(due) == 0 {
+	return w.advanceComposite(wm, func(key K, end, t int64) error {
+		acc, ok := w.accs.Lookup()
+		if !ok {
 			return nil
 		}
-		for _, d := range due {
-			if len(d.Key) < 8 {
-				return fmt.Errorf("window timer with a key of %d bytes", len(d.Key))
-			}
-			enc, end := d.Key[:len(d.Key)-8], int64(binary.BigEndian.Uint64(d.Key[len(d.Key)-8:]))
-			key, err := w.codec.Decode(enc)
-			if err != nil {
-				return fmt.Errorf("window timer of an undecodable key: %w", err)
-			}
-			w.backend.SetCurrentKey(d.KeyGroup, d.Key)
-			acc, ok := w.accs.Lookup()
-			if !ok {
-				continue
-			}
-			if d.Time == end-1 {
-				w.em.Emit(WindowResult[K, R]{Key: key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)})
-			}
-			if d.Time == end-1+w.lateness {
-				w.accs.Clear()
-			}
+		if t == end-1 {
+			w.em.Emit(WindowResult[K, R]{Key: key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)})
 		}
-	}
+		if t == end-1+w.lateness {
+			w.accs.Clear()
+		}
+		return nil
+	})
 }
 
 func (w *windowOp[K, T, A, R]) Control(ev barrier.Event) error {
 	if ev.Kind == barrier.Watermark {
 		if err := w.advance(ev.Time); err != nil {
+			w.em.flush()
+			return err
+		}
+	}
+	if err := w.em.flush(); err != nil {
+		return err
+	}
+	return w.em.next.Control(ev)
+}
+
+// WindowFunc sees all the records of one key's window, in arrival order,
+// when the window fires, and emits any number of results.
+type WindowFunc[K, T, R any] func(key K, w Window, records []T, out Emitter[R]) error
+
+// NewWindowProcess keeps each key's records per tumbling or sliding window
+// (list state of the composite key (key, window end): an append per
+// record) and calls fn with all of them once the watermark passes the
+// window's end. Late records are dropped.
+func NewWindowProcess[K, T, R any](codec statebackend.Codec[K], windows Windows, timestamp func(T) int64, fn WindowFunc[K, T, R]) engine.OperatorFactory[engine.Keyed[K, T], R] {
+	return func(oc *engine.OpContext, next engine.Output[R]) (engine.Output[engine.Keyed[K, T]], error) {
+		if err := windows.check(); err != nil {
+			return nil, err
+		}
+		if windows.Gap != 0 || windows.AllowedLateness != 0 {
+			return nil, fmt.Errorf("window functions over all records support tumbling and sliding windows without lateness, not %+v", windows)
+		}
+		w := &windowProcessOp[K, T, R]{windows: windows, ts: timestamp, fn: fn, em: newEmitter(next, DefaultBatch)}
+		if err := w.open(oc, codec); err != nil {
+			return nil, err
+		}
+		if err := w.useTimers(); err != nil {
+			return nil, err
+		}
+		tc, err := statebackend.CodecFor[T]()
+		if err != nil {
+			return nil, fmt.Errorf("window records: %w", err)
+		}
+		if w.records, err = statebackend.NewList(w.backend, w.ctx.scope.fullName("records"), tc); err != nil {
+			return nil, err
+		}
+		ic, _ := statebackend.CodecFor[int64]()
+		if w.count, err = statebackend.NewValue(w.backend, w.ctx.scope.fullName("count"), ic); err != nil {
+			return nil, err
+		}
+		return w, nil
+	}
+}
+
+type windowProcessOp[K, T, R any] struct {
+	keyed[K]
+	windows  Windows
+	ts       func(T) int64
+	fn       WindowFunc[K, T, R]
+	records  *statebackend.List[T]
+	count    *statebackend.Value[int64] // records of (key, window end); a new window sets its timer
+	em       emitter[R]
+	assigned []Window
+}
+
+func (w *windowProcessOp[K, T, R]) Push(b []engine.Keyed[K, T]) error {
+	wm := w.ctx.watermark
+	for i := range b {
+		r := &b[i]
+		w.assigned = w.windows.assign(w.ts(r.Value), w.assigned[:0])
+		for _, win := range w.assigned {
+			if win.End-1 <= wm {
+				continue // late
+			}
+			w.setComposite(r.Key, r.KeyGroup, win.End)
+			n := w.count.Get()
+			if n == 0 {
+				w.ctx.timers.Register(win.End - 1)
+			}
+			w.count.Set(n + 1)
+			w.records.Add(r.Value)
+		}
+		if err := w.backend.Err(); err != nil {
+			w.em.flush()
+			return fmt.Errorf("keyed state: %w", err)
+		}
+	}
+	return w.em.flush()
+}
+
+func (w *windowProcessOp[K, T, R]) Control(ev barrier.Event) error {
+	if ev.Kind == barrier.Watermark {
+		size := w.windows.Size.Milliseconds()
+		err := w.advanceComposite(ev.Time, func(key K, end, _ int64) error {
+			records := w.records.Get()
+			w.records.Clear()
+			w.count.Clear()
+			if len(records) == 0 {
+				return nil
+			}
+			return w.fn(key, Window{Start: end - size, End: end}, records, &w.em)
+		})
+		if err != nil {
 			w.em.flush()
 			return err
 		}
