@@ -276,3 +276,12 @@ type WindowFunc[K, T, R any] = operators.WindowFunc[K, T, R]
 func WindowProcess[K, T, R any](k KeyedStream[K, T], name string, windows Windows, timestamp func(T) int64, fn WindowFunc[K, T, R], opts ...OperatorOption) Stream[R] {
 	return addKeyed(k, name, operators.NewWindowProcess(k.codec, windows, timestamp, fn), opts)
 }
+
+// TimeDomain says which clock a timer follows (TimerService.Domain).
+type TimeDomain = operators.TimeDomain
+
+// Time domains of timers.
+const (
+	EventTime      = operators.EventTime
+	ProcessingTime = operators.ProcessingTime
+)

@@ -382,3 +382,59 @@ func TestWindowProcess(t *testing.T) {
 		t.Fatalf("%d windows, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
 	}
 }
+
+// TestProcessingTimeTimers: a keyed function sets a wall-clock timer 50 ms
+// after each key's first record; each fires once, in the processing-time
+// domain, while the job waits for input that does not come.
+func TestProcessingTimeTimers(t *testing.T) {
+	stop := make(chan struct{})
+	job := weir.NewJob("proctime", weir.DefaultParallelism(2), weir.StopWhen(stop))
+	src := weir.From(job, "src", halfIdle{n: 50})
+	type fired struct {
+		K      int64
+		Domain weir.TimeDomain
+		Early  bool
+	}
+	out := weir.KeyedProcess(weir.KeyBy(src, func(e ev) int64 { return e.TS % 5 }), "timer",
+		func(ctx weir.KeyedContext[int64], e ev, _ weir.Emitter[fired]) error {
+			first := weir.Value[int64](ctx, "at")
+			if _, ok := first.Lookup(); !ok {
+				at := time.Now().UnixMilli() + 50
+				first.Set(at)
+				ctx.Timers().RegisterProcessingTime(at)
+			}
+			return nil
+		},
+		func(ctx weir.KeyedContext[int64], at int64, out weir.Emitter[fired]) error {
+			out.Emit(fired{K: ctx.Key(), Domain: ctx.Timers().Domain(), Early: time.Now().UnixMilli() < at})
+			return nil
+		})
+	c := sinks.Collect[fired]()
+	weir.To(out, "out", c)
+	done := make(chan error, 1)
+	go func() { done <- job.Run(context.Background()) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for c.Len() < 5 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a timer firing twice would show now
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	keys := map[int64]int{}
+	for _, f := range c.Values() {
+		if f.Domain != weir.ProcessingTime || f.Early {
+			t.Fatalf("timer of key %d: domain %v, fired before its time %v", f.K, f.Domain, f.Early)
+		}
+		keys[f.K]++
+	}
+	if len(keys) != 5 {
+		t.Fatalf("timers fired for keys %v, want 5 keys once each", keys)
+	}
+	for k, n := range keys {
+		if n != 1 {
+			t.Fatalf("key %d: timer fired %d times", k, n)
+		}
+	}
+}

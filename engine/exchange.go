@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/weirstream/weir/barrier"
 	"github.com/weirstream/weir/statebackend"
@@ -99,6 +100,12 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 	if t.ck != nil {
 		wake = t.ck.wake
 	}
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		var env Envelope[T]
 		select {
@@ -109,11 +116,34 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 			}
 			continue
 		default:
+			// Nothing to read: fire the processing-time timers that are
+			// due, then wait for input or the next timer.
+			var due <-chan time.Time
+			if len(t.procTimers) > 0 {
+				if next, ok := t.nextTimer(); ok {
+					if d := time.Until(next); d <= 0 {
+						if err := t.fireTimers(); err != nil {
+							return err
+						}
+						continue
+					} else if timer == nil {
+						timer = time.NewTimer(d)
+					} else {
+						timer.Reset(d)
+					}
+					due = timer.C
+				}
+			}
 			if err := t.flush(); err != nil {
 				return err
 			}
 			select {
 			case env = <-g.inbox:
+			case <-due:
+				if err := t.fireTimers(); err != nil {
+					return err
+				}
+				continue
 			case <-wake:
 				if done, err := g.service(t, head); err != nil || done {
 					return err
@@ -134,6 +164,14 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 		}
 		if done, err := g.drain(t, head); err != nil || done {
 			return err
+		}
+		// Timers also fire while input keeps coming.
+		if len(t.procTimers) > 0 {
+			if next, ok := t.nextTimer(); ok && !time.Now().Before(next) {
+				if err := t.fireTimers(); err != nil {
+					return err
+				}
+			}
 		}
 		if t.ck != nil && len(t.ck.snaps) > 0 {
 			if err := t.ck.throttle(ctx); err != nil {

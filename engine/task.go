@@ -98,6 +98,41 @@ func (oc *OpContext) OnClose(fn func() error) {
 	oc.task.closers = append(oc.task.closers, func() error { return oc.call(fn) })
 }
 
+// ProcessingTimer is an operator with processing-time timers. The task
+// asks for the earliest one whenever it would wait for input, and fires
+// the due ones on its own goroutine, between two batches, so timers see
+// the same state as records and checkpoints do.
+type ProcessingTimer interface {
+	// NextProcessingTime returns when the earliest timer is due, in
+	// milliseconds since the epoch (ok false: none is set).
+	NextProcessingTime() (t int64, ok bool)
+	// FireProcessingTime fires every timer at or before now.
+	FireProcessingTime(now int64) error
+}
+
+// OnProcessingTime registers the operator's processing-time timers with
+// its task.
+func (oc *OpContext) OnProcessingTime(p ProcessingTimer) {
+	oc.task.procTimers = append(oc.task.procTimers, guardedTimer{oc, p})
+}
+
+// guardedTimer turns a panic while firing into the operator's error.
+type guardedTimer struct {
+	oc *OpContext
+	p  ProcessingTimer
+}
+
+func (g guardedTimer) NextProcessingTime() (int64, bool) { return g.p.NextProcessingTime() }
+
+func (g guardedTimer) FireProcessingTime(now int64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = g.oc.recovered(r)
+		}
+	}()
+	return g.oc.wrap(g.p.FireProcessingTime(now))
+}
+
 // OnFinish registers fn to run once every task of the job has consumed all
 // its input, before any OnClose function; it does not run when the job
 // fails or is cancelled. Sinks commit their output here, so a failure
@@ -191,10 +226,34 @@ type task struct {
 	// checkpoints.
 	inject <-chan uint64
 
-	flushers  []flushOutput
-	finishers []func() error
-	closers   []func() error
-	lastFlush time.Time
+	flushers   []flushOutput
+	finishers  []func() error
+	closers    []func() error
+	procTimers []ProcessingTimer
+	lastFlush  time.Time
+}
+
+// nextTimer returns when the task's earliest processing-time timer is due.
+func (t *task) nextTimer() (time.Time, bool) {
+	var next int64
+	found := false
+	for _, p := range t.procTimers {
+		if at, ok := p.NextProcessingTime(); ok && (!found || at < next) {
+			next, found = at, true
+		}
+	}
+	return time.UnixMilli(next), found
+}
+
+// fireTimers fires the processing-time timers due now.
+func (t *task) fireTimers() error {
+	now := time.Now().UnixMilli()
+	for _, p := range t.procTimers {
+		if err := p.FireProcessingTime(now); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // flush sends every partial output batch of the task.

@@ -45,7 +45,26 @@ type TimerService interface {
 	// Watermark is the operator's current watermark (math.MinInt64 before
 	// the first).
 	Watermark() int64
+	// RegisterProcessingTime sets a timer at wall-clock time t
+	// (milliseconds since the epoch): it fires once the clock passes t,
+	// while the task waits for input or between two batches. Like
+	// event-time timers it is keyed state; one restored from a checkpoint
+	// fires once its time has come.
+	RegisterProcessingTime(t int64)
+	// DeleteProcessingTime removes the processing-time timer at t, if set.
+	DeleteProcessingTime(t int64)
+	// Domain says, in OnTimer, which kind of timer fired.
+	Domain() TimeDomain
 }
+
+// TimeDomain is the clock of a timer.
+type TimeDomain uint8
+
+// Time domains.
+const (
+	EventTime      TimeDomain = iota // the watermark
+	ProcessingTime                   // the wall clock
+)
 
 // ProcessFunc is a keyed process function: it is called once for every
 // record with the record's key set in ctx, and emits to out. An error fails
@@ -70,6 +89,8 @@ type keyedCtx[K any] struct {
 	kg        int
 	subtask   int
 	timers    *statebackend.Timers // nil: the function has no OnTimer
+	proc      *statebackend.Timers // processing-time timers (with timers)
+	domain    TimeDomain           // of the timer firing
 	watermark int64
 }
 
@@ -89,6 +110,21 @@ func (c *keyedCtx[K]) Delete(t int64) {
 }
 
 func (c *keyedCtx[K]) Watermark() int64 { return c.watermark }
+
+func (c *keyedCtx[K]) RegisterProcessingTime(t int64) {
+	if c.proc == nil {
+		panic("timers need an OnTimer callback: use weir.KeyedProcess")
+	}
+	c.proc.Register(t)
+}
+
+func (c *keyedCtx[K]) DeleteProcessingTime(t int64) {
+	if c.proc != nil {
+		c.proc.Delete(t)
+	}
+}
+
+func (c *keyedCtx[K]) Domain() TimeDomain { return c.domain }
 
 func (c *keyedCtx[K]) stateScope() *scope { return &c.scope }
 func (c *keyedCtx[K]) Key() K             { return c.key }
@@ -187,6 +223,12 @@ func NewKeyedProcess[K, In, Out any](codec statebackend.Codec[K], fn ProcessFunc
 			if err := p.useTimers(); err != nil {
 				return nil, err
 			}
+			proc, err := statebackend.NewTimers(p.backend, p.ctx.scope.fullName("processing-timers"))
+			if err != nil {
+				return nil, err
+			}
+			p.ctx.proc = proc
+			oc.OnProcessingTime(p)
 		}
 		return p, nil
 	}
@@ -216,6 +258,40 @@ func (p *processOp[K, In, Out]) Push(b []engine.Keyed[K, In]) error {
 		}
 	}
 	return p.em.flush()
+}
+
+// NextProcessingTime implements engine.ProcessingTimer.
+func (p *processOp[K, In, Out]) NextProcessingTime() (int64, bool) { return p.ctx.proc.Next() }
+
+// FireProcessingTime implements engine.ProcessingTimer.
+func (p *processOp[K, In, Out]) FireProcessingTime(now int64) error {
+	p.ctx.domain = ProcessingTime
+	defer func() { p.ctx.domain = EventTime }()
+	for {
+		due := p.ctx.proc.Due(now, timerBatch)
+		if err := p.backend.Err(); err != nil {
+			p.em.flush()
+			return fmt.Errorf("keyed state: %w", err)
+		}
+		if len(due) == 0 {
+			return p.em.flush()
+		}
+		for _, d := range due {
+			key, err := p.codec.Decode(d.Key)
+			if err != nil {
+				return fmt.Errorf("timer of an undecodable key: %w", err)
+			}
+			p.setKey(key, d.KeyGroup)
+			if err := p.onTimer(&p.ctx, d.Time, &p.em); err != nil {
+				p.em.flush()
+				return err
+			}
+			if err := p.backend.Err(); err != nil {
+				p.em.flush()
+				return fmt.Errorf("keyed state: %w", err)
+			}
+		}
+	}
 }
 
 func (p *processOp[K, In, Out]) Control(ev barrier.Event) error {

@@ -241,3 +241,13 @@ func (h *timerHeap) Pop() any {
 	*h = old[:len(old)-1]
 	return c
 }
+
+// Next returns the earliest timer's time (ok false: none is set). It may
+// be earlier than the earliest timer after a Delete; Due then returns
+// nothing and Next is exact again.
+func (t *Timers) Next() (int64, bool) {
+	if !t.known {
+		t.Due(math.MinInt64, 0)
+	}
+	return t.next, t.next != math.MaxInt64
+}
