@@ -438,3 +438,58 @@ func TestProcessingTimeTimers(t *testing.T) {
 		}
 	}
 }
+
+// TestIntervalJoin joins two disordered streams on key and a time interval
+// and compares the pairs with a nested loop.
+func TestIntervalJoin(t *testing.T) {
+	type click struct {
+		User, TS int64
+	}
+	type view struct {
+		User, TS, Page int64
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	var clicks []click
+	var views []view
+	ts := int64(1_000_000)
+	for i := range 3000 {
+		ts += r.Int64N(5)
+		if i%3 == 0 {
+			clicks = append(clicks, click{User: r.Int64N(10), TS: ts - r.Int64N(40)})
+		} else {
+			views = append(views, view{User: r.Int64N(10), TS: ts - r.Int64N(40), Page: int64(i)})
+		}
+	}
+	const lower, upper = -20, 30 // a view 20 ms before to 30 ms after a click
+	job := weir.NewJob("join", weir.DefaultParallelism(2))
+	cs := weir.From(job, "clicks", weir.WithWatermarks(sources.Slice(clicks), weir.WatermarkStrategy[click]{
+		Timestamp: func(c click) int64 { return c.TS }, OutOfOrderness: 50 * time.Millisecond}))
+	vs := weir.From(job, "views", weir.WithWatermarks(sources.Slice(views), weir.WatermarkStrategy[view]{
+		Timestamp: func(v view) int64 { return v.TS }, OutOfOrderness: 50 * time.Millisecond}))
+	joined := weir.IntervalJoin(weir.KeyBy(cs, func(c click) int64 { return c.User }), weir.KeyBy(vs, func(v view) int64 { return v.User }),
+		"join", lower*time.Millisecond, upper*time.Millisecond,
+		func(c click) int64 { return c.TS }, func(v view) int64 { return v.TS },
+		func(user int64, c click, v view) string { return fmt.Sprintf("%d %d %d", user, c.TS, v.Page) })
+	out := sinks.Collect[string]()
+	weir.To(joined, "out", out)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, c := range clicks {
+		for _, v := range views {
+			if v.User == c.User && v.TS >= c.TS+lower && v.TS <= c.TS+upper {
+				want = append(want, fmt.Sprintf("%d %d %d", c.User, c.TS, v.Page))
+			}
+		}
+	}
+	got := out.Values()
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) < 100 {
+		t.Fatalf("only %d pairs in the test data", len(want))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d pairs, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
+	}
+}
