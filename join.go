@@ -104,3 +104,31 @@ func union2[K, L, R any](left KeyedStream[K, L], right KeyedStream[K, R], name s
 		return rk(s.R)
 	})
 }
+
+// WindowJoin joins two keyed streams on key within event-time windows:
+// when a window of a key fires, fn makes one output of each pair of a left
+// and a right record of that key in the window. Both sides' records wait
+// in list state until then (WindowProcess over both inputs). Both streams
+// need watermarks.
+func WindowJoin[K, L, R, O any](left KeyedStream[K, L], right KeyedStream[K, R], name string, windows Windows,
+	leftTime func(L) int64, rightTime func(R) int64, fn func(key K, w Window, l L, r R) O, opts ...OperatorOption) Stream[O] {
+	sides := union2(left, right, name, leftTime, rightTime)
+	return WindowProcess(sides, name, windows, func(s Side[L, R]) int64 { return s.TS },
+		func(key K, w Window, records []Side[L, R], out Emitter[O]) error {
+			var ls []L
+			var rs []R
+			for _, s := range records {
+				if s.IsLeft {
+					ls = append(ls, s.L)
+				} else {
+					rs = append(rs, s.R)
+				}
+			}
+			for _, l := range ls {
+				for _, r := range rs {
+					out.Emit(fn(key, w, l, r))
+				}
+			}
+			return nil
+		}, opts...)
+}

@@ -493,3 +493,54 @@ func TestIntervalJoin(t *testing.T) {
 		t.Fatalf("%d pairs, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
 	}
 }
+
+// TestWindowJoin pairs two streams' records of a key in the same tumbling
+// window and compares with a nested loop.
+func TestWindowJoin(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	var ls, rs []ev
+	ts := int64(1_000_000)
+	for i := range 2000 {
+		ts += r.Int64N(4)
+		e := ev{K: r.Int64N(8), TS: ts - r.Int64N(30)}
+		if i%2 == 0 {
+			ls = append(ls, e)
+		} else {
+			rs = append(rs, e)
+		}
+	}
+	const size = 50
+	job := weir.NewJob("wjoin", weir.DefaultParallelism(2))
+	strategy := weir.WatermarkStrategy[ev]{Timestamp: func(e ev) int64 { return e.TS }, OutOfOrderness: 40 * time.Millisecond}
+	left := weir.From(job, "left", weir.WithWatermarks(sources.Slice(ls), strategy))
+	right := weir.From(job, "right", weir.WithWatermarks(sources.Slice(rs), strategy))
+	tsOf := func(e ev) int64 { return e.TS }
+	joined := weir.WindowJoin(weir.KeyBy(left, func(e ev) int64 { return e.K }), weir.KeyBy(right, func(e ev) int64 { return e.K }),
+		"join", weir.Tumbling(size*time.Millisecond), tsOf, tsOf,
+		func(k int64, w weir.Window, l, r ev) string {
+			return fmt.Sprintf("%d [%d,%d) %d %d", k, w.Start, w.End, l.TS, r.TS)
+		})
+	out := sinks.Collect[string]()
+	weir.To(joined, "out", out)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, l := range ls {
+		for _, r := range rs {
+			if l.K == r.K && l.TS/size == r.TS/size {
+				s := l.TS - l.TS%size
+				want = append(want, fmt.Sprintf("%d [%d,%d) %d %d", l.K, s, s+size, l.TS, r.TS))
+			}
+		}
+	}
+	got := out.Values()
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) < 100 {
+		t.Fatalf("only %d pairs in the test data", len(want))
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%d pairs, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
+	}
+}
