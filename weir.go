@@ -285,3 +285,22 @@ const (
 	EventTime      = operators.EventTime
 	ProcessingTime = operators.ProcessingTime
 )
+
+// WindowAggregateWithLate is WindowAggregate that also returns the records
+// it drops as late (those whose windows had all expired): the side output
+// of a window. Both streams come from one operator; the split is two
+// chained FlatMaps.
+func WindowAggregateWithLate[K, T, A, R any](k KeyedStream[K, T], name string, windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R], opts ...OperatorOption) (results Stream[WindowResult[K, R]], late Stream[T]) {
+	both := addKeyed(k, name, operators.NewWindowAggregateLate(k.codec, windows, timestamp, agg), opts)
+	results = FlatMap(both, name+"-results", func(o operators.WindowOrLate[K, T, R], out Emitter[WindowResult[K, R]]) {
+		if !o.Late {
+			out.Emit(o.Result)
+		}
+	})
+	late = FlatMap(both, name+"-late", func(o operators.WindowOrLate[K, T, R], out Emitter[T]) {
+		if o.Late {
+			out.Emit(o.Record)
+		}
+	})
+	return results, late
+}

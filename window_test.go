@@ -544,3 +544,31 @@ func TestWindowJoin(t *testing.T) {
 		t.Fatalf("%d pairs, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
 	}
 }
+
+// TestLateSideOutput: the record that TestLateRecordsAreDropped drops comes
+// out of the late stream, and the results are the same.
+func TestLateSideOutput(t *testing.T) {
+	data := []ev{{1, 1000}, {1, 1050}, {1, 1250}, {1, 1010}, {1, 1260}, {1, 2000}}
+	job := weir.NewJob("late", weir.DefaultParallelism(1), weir.BatchSize(1))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{Timestamp: func(e ev) int64 { return e.TS }}))
+	res, late := weir.WindowAggregateWithLate(weir.KeyBy(src, func(e ev) int64 { return e.K }), "count", weir.Tumbling(100*time.Millisecond),
+		func(e ev) int64 { return e.TS }, weir.Aggregator[ev, int64, int64](countAgg{}))
+	c := sinks.Collect[weir.WindowResult[int64, int64]]()
+	weir.To(res, "out", c)
+	l := sinks.Collect[ev]()
+	weir.To(late, "late", l)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range c.Values() {
+		got = append(got, fmt.Sprintf("[%d,%d)=%d", r.Window.Start, r.Window.End, r.Value))
+	}
+	slices.Sort(got)
+	if want := []string{"[1000,1100)=2", "[1200,1300)=2", "[2000,2100)=1"}; !slices.Equal(got, want) {
+		t.Fatalf("windows %v, want %v", got, want)
+	}
+	if lv := l.Values(); len(lv) != 1 || lv[0] != (ev{1, 1010}) {
+		t.Fatalf("late records %v, want [{1 1010}]", lv)
+	}
+}

@@ -101,12 +101,34 @@ type WindowResult[K, R any] struct {
 // end), so the write-back cache holds the windows in use, and each window
 // has one timer, set by its first record.
 func NewWindowAggregate[K, T, A, R any](codec statebackend.Codec[K], windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R]) engine.OperatorFactory[engine.Keyed[K, T], WindowResult[K, R]] {
-	return func(oc *engine.OpContext, next engine.Output[WindowResult[K, R]]) (engine.Output[engine.Keyed[K, T]], error) {
+	return newWindowAggregate(codec, windows, timestamp, agg, func(r WindowResult[K, R]) WindowResult[K, R] { return r }, nil)
+}
+
+// WindowOrLate is the output of a window operator that also emits its late
+// records: a result (Late false) or a record that came after all its
+// windows expired.
+type WindowOrLate[K, T, R any] struct {
+	Late   bool
+	Result WindowResult[K, R]
+	Record T
+}
+
+// NewWindowAggregateLate is NewWindowAggregate that emits the records it
+// drops as late too, instead of only counting them.
+func NewWindowAggregateLate[K, T, A, R any](codec statebackend.Codec[K], windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R]) engine.OperatorFactory[engine.Keyed[K, T], WindowOrLate[K, T, R]] {
+	return newWindowAggregate(codec, windows, timestamp, agg,
+		func(r WindowResult[K, R]) WindowOrLate[K, T, R] { return WindowOrLate[K, T, R]{Result: r} },
+		func(v T) (WindowOrLate[K, T, R], bool) { return WindowOrLate[K, T, R]{Late: true, Record: v}, true })
+}
+
+func newWindowAggregate[K, T, A, R, O any](codec statebackend.Codec[K], windows Windows, timestamp func(T) int64, agg Aggregator[T, A, R],
+	result func(WindowResult[K, R]) O, late func(T) (O, bool)) engine.OperatorFactory[engine.Keyed[K, T], O] {
+	return func(oc *engine.OpContext, next engine.Output[O]) (engine.Output[engine.Keyed[K, T]], error) {
 		if err := windows.check(); err != nil {
 			return nil, err
 		}
-		w := &windowOp[K, T, A, R]{windows: windows, ts: timestamp, agg: agg, lateness: windows.AllowedLateness.Milliseconds(),
-			em: newEmitter(next, DefaultBatch)}
+		w := &windowOp[K, T, A, R, O]{windows: windows, ts: timestamp, agg: agg, lateness: windows.AllowedLateness.Milliseconds(),
+			em: newEmitter(next, DefaultBatch), result: result, late: late}
 		if err := w.open(oc, codec); err != nil {
 			return nil, err
 		}
@@ -159,7 +181,7 @@ type Merger[A any] interface {
 	Merge(a, b A) A
 }
 
-type windowOp[K, T, A, R any] struct {
+type windowOp[K, T, A, R, O any] struct {
 	keyed[K]
 	windows  Windows
 	ts       func(T) int64
@@ -169,14 +191,29 @@ type windowOp[K, T, A, R any] struct {
 	sessions *statebackend.Value[[]Session[A]] // sessions: a key's open sessions
 	lateness int64
 	accs     *statebackend.Value[A] // of (key, window end)
-	em       emitter[WindowResult[K, R]]
+	em       emitter[O]
+	result   func(WindowResult[K, R]) O // wraps a result for em
+	late     func(T) (O, bool)          // wraps a dropped record, if they are wanted
 	assigned []Window
 	// Dropped counts records that came after all their windows expired.
 	Dropped int64
 }
 
 // setWindow makes (key, window end) the current key.
-func (w *windowOp[K, T, A, R]) setWindow(key K, kg uint16, end int64) { w.setComposite(key, kg, end) }
+func (w *windowOp[K, T, A, R, O]) setWindow(key K, kg uint16, end int64) {
+	w.setComposite(key, kg, end)
+}
+
+// drop counts a record whose windows all expired and emits it if late
+// records are wanted.
+func (w *windowOp[K, T, A, R, O]) drop(v T) {
+	w.Dropped++
+	if w.late != nil {
+		if o, ok := w.late(v); ok {
+			w.em.Emit(o)
+		}
+	}
+}
 
 // setComposite makes (key, window end) the current key: the encoded key
 // followed by the end, 8 bytes big endian.
@@ -217,7 +254,7 @@ func (k *keyed[K]) advanceComposite(wm int64, fire func(key K, end, t int64) err
 	}
 }
 
-func (w *windowOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
+func (w *windowOp[K, T, A, R, O]) Push(b []engine.Keyed[K, T]) error {
 	if w.sessions != nil {
 		return w.pushSessions(b)
 	}
@@ -250,11 +287,11 @@ func (w *windowOp[K, T, A, R]) Push(b []engine.Keyed[K, T]) error {
 			w.accs.Set(acc)
 			if win.End-1 <= wm {
 				// Late but allowed: fire again with the new result.
-				w.em.Emit(WindowResult[K, R]{Key: r.Key, Window: win, Value: w.agg.Result(acc)})
+				w.em.Emit(w.result(WindowResult[K, R]{Key: r.Key, Window: win, Value: w.agg.Result(acc)}))
 			}
 		}
 		if !live {
-			w.Dropped++
+			w.drop(r.Value)
 		}
 		if err := w.backend.Err(); err != nil {
 			w.em.flush()
@@ -278,7 +315,7 @@ type Slice[A any] struct {
 // time. A key's slices are one value (its few live slices), so a record
 // reads and writes one cache entry. A new slice sets the key's timers at
 // the ends of the windows it is in that have not fired.
-func (w *windowOp[K, T, A, R]) pushSliced(b []engine.Keyed[K, T]) error {
+func (w *windowOp[K, T, A, R, O]) pushSliced(b []engine.Keyed[K, T]) error {
 	timers := w.ctx.timers
 	wm := w.ctx.watermark
 	size, slide, off := w.windows.Size.Milliseconds(), w.windows.Slide.Milliseconds(), w.windows.Offset.Milliseconds()
@@ -288,7 +325,7 @@ func (w *windowOp[K, T, A, R]) pushSliced(b []engine.Keyed[K, T]) error {
 		start := t - floorMod(t-off, slide)
 		end := start + slide
 		if start+size-1 <= wm {
-			w.Dropped++ // every window of its slice fired
+			w.drop(r.Value) // every window of its slice fired
 			continue
 		}
 		w.setKey(r.Key, r.KeyGroup)
@@ -318,7 +355,7 @@ func (w *windowOp[K, T, A, R]) pushSliced(b []engine.Keyed[K, T]) error {
 
 // fireSliced emits the current key's window ending at end, merged from its
 // slices, and drops the slices whose last window it is.
-func (w *windowOp[K, T, A, R]) fireSliced(end int64) {
+func (w *windowOp[K, T, A, R, O]) fireSliced(end int64) {
 	size, slide := w.windows.Size.Milliseconds(), w.windows.Slide.Milliseconds()
 	ss, ok := w.slices.Lookup()
 	if !ok {
@@ -340,7 +377,7 @@ func (w *windowOp[K, T, A, R]) fireSliced(end int64) {
 		}
 	}
 	if found {
-		w.em.Emit(WindowResult[K, R]{Key: w.ctx.key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)})
+		w.em.Emit(w.result(WindowResult[K, R]{Key: w.ctx.key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)}))
 	}
 	if len(keep) == 0 {
 		w.slices.Clear()
@@ -358,7 +395,7 @@ type Session[A any] struct {
 // pushSessions adds each record as the session [t, t+Gap) and merges it
 // with the key's open sessions it overlaps. The merged session's end gets
 // a timer; timers of the sessions it absorbed find nothing when they fire.
-func (w *windowOp[K, T, A, R]) pushSessions(b []engine.Keyed[K, T]) error {
+func (w *windowOp[K, T, A, R, O]) pushSessions(b []engine.Keyed[K, T]) error {
 	timers := w.ctx.timers
 	wm := w.ctx.watermark
 	gap := w.windows.Gap.Milliseconds()
@@ -366,7 +403,7 @@ func (w *windowOp[K, T, A, R]) pushSessions(b []engine.Keyed[K, T]) error {
 		r := &b[i]
 		t := w.ts(r.Value)
 		if t+gap-1 <= wm {
-			w.Dropped++ // its session would have closed already
+			w.drop(r.Value) // its session would have closed already
 			continue
 		}
 		w.setKey(r.Key, r.KeyGroup)
@@ -396,14 +433,14 @@ func (w *windowOp[K, T, A, R]) pushSessions(b []engine.Keyed[K, T]) error {
 
 // fireSession emits and drops the current key's session that ends at end,
 // if it still exists.
-func (w *windowOp[K, T, A, R]) fireSession(end int64) {
+func (w *windowOp[K, T, A, R, O]) fireSession(end int64) {
 	ss, ok := w.sessions.Lookup()
 	if !ok {
 		return
 	}
 	for i, s := range ss {
 		if s.End == end {
-			w.em.Emit(WindowResult[K, R]{Key: w.ctx.key, Window: Window{Start: s.Start, End: s.End}, Value: w.agg.Result(s.Acc)})
+			w.em.Emit(w.result(WindowResult[K, R]{Key: w.ctx.key, Window: Window{Start: s.Start, End: s.End}, Value: w.agg.Result(s.Acc)}))
 			ss = slices.Delete(ss, i, i+1)
 			if len(ss) == 0 {
 				w.sessions.Clear()
@@ -418,7 +455,7 @@ func (w *windowOp[K, T, A, R]) fireSession(end int64) {
 // advance takes the watermark to wm and fires the windows' timers: at
 // end-1 a window emits its result (and, without allowed lateness, ends); at
 // end-1+lateness it ends.
-func (w *windowOp[K, T, A, R]) advance(wm int64) error {
+func (w *windowOp[K, T, A, R, O]) advance(wm int64) error {
 	if w.sessions != nil {
 		return w.keyed.advance(wm, func(t int64) error {
 			w.fireSession(t + 1)
@@ -438,7 +475,7 @@ func (w *windowOp[K, T, A, R]) advance(wm int64) error {
 			return nil
 		}
 		if t == end-1 {
-			w.em.Emit(WindowResult[K, R]{Key: key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)})
+			w.em.Emit(w.result(WindowResult[K, R]{Key: key, Window: Window{Start: end - size, End: end}, Value: w.agg.Result(acc)}))
 		}
 		if t == end-1+w.lateness {
 			w.accs.Clear()
@@ -447,7 +484,7 @@ func (w *windowOp[K, T, A, R]) advance(wm int64) error {
 	})
 }
 
-func (w *windowOp[K, T, A, R]) Control(ev barrier.Event) error {
+func (w *windowOp[K, T, A, R, O]) Control(ev barrier.Event) error {
 	if ev.Kind == barrier.Watermark {
 		if err := w.advance(ev.Time); err != nil {
 			w.em.flush()
