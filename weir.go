@@ -304,3 +304,36 @@ func WindowAggregateWithLate[K, T, A, R any](k KeyedStream[K, T], name string, w
 	})
 	return results, late
 }
+
+// reduced is the accumulator of WindowReduce: the reduction so far, if any.
+type reduced[T any] struct {
+	Set bool
+	V   T
+}
+
+type reducer[T any] func(a, b T) T
+
+func (f reducer[T]) Zero() reduced[T] { return reduced[T]{} }
+func (f reducer[T]) Add(acc reduced[T], v T) reduced[T] {
+	if !acc.Set {
+		return reduced[T]{true, v}
+	}
+	return reduced[T]{true, f(acc.V, v)}
+}
+func (f reducer[T]) Result(acc reduced[T]) T { return acc.V }
+func (f reducer[T]) Merge(a, b reduced[T]) reduced[T] {
+	if !a.Set {
+		return b
+	}
+	if !b.Set {
+		return a
+	}
+	return reduced[T]{true, f(a.V, b.V)}
+}
+
+// WindowReduce reduces each key's records per window with fn (which must
+// be associative: sliding and session windows combine partial reductions)
+// and emits the reduction when the window fires.
+func WindowReduce[K, T any](k KeyedStream[K, T], name string, windows Windows, timestamp func(T) int64, fn func(a, b T) T, opts ...OperatorOption) Stream[WindowResult[K, T]] {
+	return WindowAggregate(k, name, windows, timestamp, Aggregator[T, reduced[T], T](reducer[T](fn)), opts...)
+}

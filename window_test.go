@@ -572,3 +572,32 @@ func TestLateSideOutput(t *testing.T) {
 		t.Fatalf("late records %v, want [{1 1010}]", lv)
 	}
 }
+
+// TestWindowReduce: the latest time per key and session, by reduction.
+func TestWindowReduce(t *testing.T) {
+	data := []ev{{1, 100}, {2, 110}, {1, 150}, {1, 400}, {2, 120}, {1, 420}}
+	job := weir.NewJob("reduce", weir.DefaultParallelism(1))
+	src := weir.From(job, "src", weir.WithWatermarks(sources.Slice(data), weir.WatermarkStrategy[ev]{
+		Timestamp: func(e ev) int64 { return e.TS }, OutOfOrderness: time.Second}))
+	res := weir.WindowReduce(weir.KeyBy(src, func(e ev) int64 { return e.K }), "latest", weir.Sessions(100*time.Millisecond),
+		func(e ev) int64 { return e.TS }, func(a, b ev) ev {
+			if b.TS > a.TS {
+				return b
+			}
+			return a
+		})
+	c := sinks.Collect[weir.WindowResult[int64, ev]]()
+	weir.To(res, "out", c)
+	if err := job.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range c.Values() {
+		got = append(got, fmt.Sprintf("%d [%d,%d) %d", r.Key, r.Window.Start, r.Window.End, r.Value.TS))
+	}
+	slices.Sort(got)
+	want := []string{"1 [100,250) 150", "1 [400,520) 420", "2 [110,220) 120"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
