@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	bin = dir
-	for _, job := range []string{"wordcount", "sequence", "nexmark"} {
+	for _, job := range []string{"wordcount", "sequence", "nexmark", "timers"} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, job), "../jobs/"+job)
 		cmd.Stderr = os.Stderr
 		if err := cmd.Run(); err != nil {
