@@ -146,6 +146,30 @@ func killAfter(t *testing.T, d time.Duration, env []string, job string, args ...
 	return false
 }
 
+// killUntilDone runs a job and SIGKILLs it after from + a random part of
+// spread, restarting it with the same arguments, until it was killed kills
+// times or ended by itself; then it runs the job to its end. It returns the
+// number of kills and fails the test if none landed.
+func killUntilDone(t *testing.T, rng *rand.Rand, kills int, from, spread time.Duration, job string, args ...string) int {
+	t.Helper()
+	killed, finished := 0, false
+	for killed < kills && !finished {
+		if killAfter(t, from+time.Duration(rng.Int64N(int64(spread))), nil, job, args...) {
+			killed++
+		} else {
+			finished = true
+		}
+	}
+	t.Logf("%d kills before the job ended", killed)
+	if killed == 0 {
+		t.Fatal("no kill landed before the job ended: the test tested nothing")
+	}
+	if !finished {
+		runToEnd(t, job, args...)
+	}
+	return killed
+}
+
 // runToEnd runs a job to its end and fails the test unless it exits 0.
 func runToEnd(t *testing.T, job string, args ...string) {
 	t.Helper()
@@ -440,22 +464,7 @@ func TestWordcountKillsMatchGolden(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	args := append([]string{"--input", input, "--output", out, "--parallelism", "2"},
 		checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "50ms")...)
-	killed, finished := 0, false
-	for killed < kills && !finished {
-		d := 20*time.Millisecond + time.Duration(rng.Int64N(int64(took)))
-		if killAfter(t, d, nil, "wordcount", args...) {
-			killed++
-		} else {
-			finished = true
-		}
-	}
-	t.Logf("%d kills before the job ended", killed)
-	if killed == 0 {
-		t.Fatal("no kill landed before the job ended: the test tested nothing")
-	}
-	if !finished {
-		runToEnd(t, "wordcount", args...)
-	}
+	killed := killUntilDone(t, rng, kills, 20*time.Millisecond, took, "wordcount", args...)
 	noHiddenFiles(t, out)
 	totals, lost, dup := wordTotals(t, out)
 	if lost != 0 || dup != 0 {

@@ -102,22 +102,7 @@ func TestNexmarkKillsMatchGolden(t *testing.T) {
 			out := filepath.Join(dir, "out")
 			args := append(append(common, "--output", out),
 				checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "50ms")...)
-			killed, finished := 0, false
-			for killed < kills && !finished {
-				d := 20*time.Millisecond + time.Duration(rng.Int64N(int64(took)))
-				if killAfter(t, d, nil, "nexmark", args...) {
-					killed++
-				} else {
-					finished = true
-				}
-			}
-			t.Logf("%d kills before the job ended", killed)
-			if killed == 0 {
-				t.Fatal("no kill landed before the job ended: the test tested nothing")
-			}
-			if !finished {
-				runToEnd(t, "nexmark", args...)
-			}
+			killed := killUntilDone(t, rng, kills, 20*time.Millisecond, took, "nexmark", args...)
 			noHiddenFiles(t, out)
 			switch q {
 			default:
@@ -162,23 +147,8 @@ func TestProcessingTimersKills(t *testing.T) {
 	out := filepath.Join(dir, "out")
 	args := append([]string{"--keys", fmt.Sprint(keys), "--count", "100", "--rate", "2000", "--delay", "200ms", "--output", out, "--parallelism", "2"},
 		checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "50ms")...)
-	killed, finished := 0, false
-	for killed < kills && !finished {
-		// Most kills land within the first 400 ms, while timers are pending.
-		d := 50*time.Millisecond + time.Duration(rng.Int64N(int64(400*time.Millisecond)))
-		if killAfter(t, d, nil, "timers", args...) {
-			killed++
-		} else {
-			finished = true
-		}
-	}
-	t.Logf("%d kills before the job ended", killed)
-	if killed == 0 {
-		t.Fatal("no kill landed before the job ended: the test tested nothing")
-	}
-	if !finished {
-		runToEnd(t, "timers", args...)
-	}
+	// Most kills land within the first 450 ms, while timers are pending.
+	killUntilDone(t, rng, kills, 50*time.Millisecond, 400*time.Millisecond, "timers", args...)
 	noHiddenFiles(t, out)
 	perKey := map[int64]int{}
 	for line, n := range committedLines(t, out) {

@@ -171,8 +171,30 @@ func (k *keyed[K]) advance(wm int64, fire func(t int64) error) error {
 	if k.ctx.timers == nil {
 		return nil
 	}
+	return k.fireDue(k.ctx.timers, wm, func(d statebackend.Timer) error {
+		if err := k.setEncodedKey(d); err != nil {
+			return err
+		}
+		return fire(d.Time)
+	})
+}
+
+// setEncodedKey makes a timer's key the current key.
+func (k *keyed[K]) setEncodedKey(d statebackend.Timer) error {
+	key, err := k.codec.Decode(d.Key)
+	if err != nil {
+		return fmt.Errorf("timer of an undecodable key: %w", err)
+	}
+	k.setKey(key, d.KeyGroup)
+	return nil
+}
+
+// fireDue calls fire for every timer of timers at or before upTo, a batch
+// at a time until none is left (firing may set more), and checks the
+// state for errors after each.
+func (k *keyed[K]) fireDue(timers *statebackend.Timers, upTo int64, fire func(d statebackend.Timer) error) error {
 	for {
-		due := k.ctx.timers.Due(wm, timerBatch)
+		due := timers.Due(upTo, timerBatch)
 		if err := k.backend.Err(); err != nil {
 			return fmt.Errorf("keyed state: %w", err)
 		}
@@ -180,12 +202,7 @@ func (k *keyed[K]) advance(wm int64, fire func(t int64) error) error {
 			return nil
 		}
 		for _, d := range due {
-			key, err := k.codec.Decode(d.Key)
-			if err != nil {
-				return fmt.Errorf("timer of an undecodable key: %w", err)
-			}
-			k.setKey(key, d.KeyGroup)
-			if err := fire(d.Time); err != nil {
+			if err := fire(d); err != nil {
 				return err
 			}
 			if err := k.backend.Err(); err != nil {
@@ -267,31 +284,16 @@ func (p *processOp[K, In, Out]) NextProcessingTime() (int64, bool) { return p.ct
 func (p *processOp[K, In, Out]) FireProcessingTime(now int64) error {
 	p.ctx.domain = ProcessingTime
 	defer func() { p.ctx.domain = EventTime }()
-	for {
-		due := p.ctx.proc.Due(now, timerBatch)
-		if err := p.backend.Err(); err != nil {
-			p.em.flush()
-			return fmt.Errorf("keyed state: %w", err)
+	err := p.fireDue(p.ctx.proc, now, func(d statebackend.Timer) error {
+		if err := p.setEncodedKey(d); err != nil {
+			return err
 		}
-		if len(due) == 0 {
-			return p.em.flush()
-		}
-		for _, d := range due {
-			key, err := p.codec.Decode(d.Key)
-			if err != nil {
-				return fmt.Errorf("timer of an undecodable key: %w", err)
-			}
-			p.setKey(key, d.KeyGroup)
-			if err := p.onTimer(&p.ctx, d.Time, &p.em); err != nil {
-				p.em.flush()
-				return err
-			}
-			if err := p.backend.Err(); err != nil {
-				p.em.flush()
-				return fmt.Errorf("keyed state: %w", err)
-			}
-		}
+		return p.onTimer(&p.ctx, d.Time, &p.em)
+	})
+	if ferr := p.em.flush(); err == nil {
+		err = ferr
 	}
+	return err
 }
 
 func (p *processOp[K, In, Out]) Control(ev barrier.Event) error {

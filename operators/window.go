@@ -229,29 +229,18 @@ func (k *keyed[K]) advanceComposite(wm int64, fire func(key K, end, t int64) err
 		return nil
 	}
 	k.ctx.watermark = wm
-	for {
-		due := k.ctx.timers.Due(wm, timerBatch)
-		if err := k.backend.Err(); err != nil {
-			return fmt.Errorf("keyed state: %w", err)
+	return k.fireDue(k.ctx.timers, wm, func(d statebackend.Timer) error {
+		if len(d.Key) < 8 {
+			return fmt.Errorf("window timer with a key of %d bytes", len(d.Key))
 		}
-		if len(due) == 0 {
-			return nil
+		enc, end := d.Key[:len(d.Key)-8], int64(binary.BigEndian.Uint64(d.Key[len(d.Key)-8:]))
+		key, err := k.codec.Decode(enc)
+		if err != nil {
+			return fmt.Errorf("window timer of an undecodable key: %w", err)
 		}
-		for _, d := range due {
-			if len(d.Key) < 8 {
-				return fmt.Errorf("window timer with a key of %d bytes", len(d.Key))
-			}
-			enc, end := d.Key[:len(d.Key)-8], int64(binary.BigEndian.Uint64(d.Key[len(d.Key)-8:]))
-			key, err := k.codec.Decode(enc)
-			if err != nil {
-				return fmt.Errorf("window timer of an undecodable key: %w", err)
-			}
-			k.backend.SetCurrentKey(d.KeyGroup, d.Key)
-			if err := fire(key, end, d.Time); err != nil {
-				return err
-			}
-		}
-	}
+		k.backend.SetCurrentKey(d.KeyGroup, d.Key)
+		return fire(key, end, d.Time)
+	})
 }
 
 func (w *windowOp[K, T, A, R, O]) Push(b []engine.Keyed[K, T]) error {
