@@ -82,7 +82,7 @@ func lastPerKey(t *testing.T, out, field string) map[string]string {
 func TestNexmarkKillsMatchGolden(t *testing.T) {
 	const kills = 6
 	rng := rand.New(rand.NewPCG(crashSeed(t), 1))
-	for _, q := range []string{"q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8"} {
+	for _, q := range []string{"q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11"} {
 		t.Run(q, func(t *testing.T) {
 			dir := t.TempDir()
 			events := "1500000"
@@ -90,7 +90,7 @@ func TestNexmarkKillsMatchGolden(t *testing.T) {
 				events = "600000" // every bid is a row
 			}
 			common := []string{"--query", q, "--events", events, "--parallelism", "2"}
-			if q == "q5" || q == "q7" || q == "q8" {
+			if q == "q5" || q == "q7" || q == "q8" || q == "q11" {
 				common = append(common, "--rate", "100000")
 			}
 			golden := filepath.Join(dir, "golden")

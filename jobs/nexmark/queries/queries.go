@@ -49,14 +49,15 @@ func Attach(name string, events weir.Stream[nexmark.Event], out Output) error {
 }
 
 var all = map[string]func(weir.Stream[nexmark.Event], Output){
-	"q0": func(e weir.Stream[nexmark.Event], out Output) { to(Q0(e), out) },
-	"q1": func(e weir.Stream[nexmark.Event], out Output) { to(Q1(e), out) },
-	"q2": func(e weir.Stream[nexmark.Event], out Output) { to(Q2(e), out) },
-	"q3": func(e weir.Stream[nexmark.Event], out Output) { to(Q3(e), out) },
-	"q4": func(e weir.Stream[nexmark.Event], out Output) { to(Q4(e), out) },
-	"q5": func(e weir.Stream[nexmark.Event], out Output) { to(Q5(e), out) },
-	"q7": func(e weir.Stream[nexmark.Event], out Output) { to(Q7(e), out) },
-	"q8": func(e weir.Stream[nexmark.Event], out Output) { to(Q8(e), out) },
+	"q0":  func(e weir.Stream[nexmark.Event], out Output) { to(Q0(e), out) },
+	"q1":  func(e weir.Stream[nexmark.Event], out Output) { to(Q1(e), out) },
+	"q2":  func(e weir.Stream[nexmark.Event], out Output) { to(Q2(e), out) },
+	"q3":  func(e weir.Stream[nexmark.Event], out Output) { to(Q3(e), out) },
+	"q4":  func(e weir.Stream[nexmark.Event], out Output) { to(Q4(e), out) },
+	"q5":  func(e weir.Stream[nexmark.Event], out Output) { to(Q5(e), out) },
+	"q7":  func(e weir.Stream[nexmark.Event], out Output) { to(Q7(e), out) },
+	"q8":  func(e weir.Stream[nexmark.Event], out Output) { to(Q8(e), out) },
+	"q11": func(e weir.Stream[nexmark.Event], out Output) { to(Q11(e), out) },
 }
 
 // OutOfOrderness is the watermark delay of the reference's source table
@@ -474,6 +475,26 @@ func Q8(events weir.Stream[nexmark.Event]) weir.Stream[Q8Row] {
 			auction.Clear()
 			return nil
 		})
+}
+
+// Q11Row is a row of q11: a bidder's session and its bids.
+type Q11Row struct {
+	Bidder    int64        `json:"bidder"`
+	BidCount  int64        `json:"bid_count"`
+	StartTime nexmark.Time `json:"starttime"`
+	EndTime   nexmark.Time `json:"endtime"`
+}
+
+// Q11 is the user sessions query: each bidder's bids in session windows
+// with a 10 s gap, counted, emitted when the watermark passes a session's
+// end.
+func Q11(events weir.Stream[nexmark.Event]) weir.Stream[Q11Row] {
+	byBidder := weir.KeyBy(bids(events, "q11-bids"), func(b nexmark.Bid) int64 { return b.Bidder })
+	sessions := weir.WindowAggregate(byBidder, "q11-sessions", weir.Sessions(10*time.Second),
+		func(b nexmark.Bid) int64 { return int64(b.DateTime) }, weir.Aggregator[nexmark.Bid, int64, int64](countBids{}))
+	return weir.Map(sessions, "q11-rows", func(r weir.WindowResult[int64, int64]) Q11Row {
+		return Q11Row{Bidder: r.Key, BidCount: r.Value, StartTime: nexmark.Time(r.Window.Start), EndTime: nexmark.Time(r.Window.End)}
+	})
 }
 
 // Decimal3 is a decimal number with three digits after the point, held in

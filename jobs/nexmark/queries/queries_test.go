@@ -328,3 +328,29 @@ func TestQ8(t *testing.T) {
 	}
 	check(t, runQuery(t, Q8), jsonLines(t, want))
 }
+
+func TestQ11(t *testing.T) {
+	const gap = 10_000
+	times := map[int64][]int64{} // bidder -> bid times
+	for _, e := range events(t) {
+		if e.Kind == nexmark.KindBid {
+			times[e.Bid.Bidder] = append(times[e.Bid.Bidder], int64(e.Bid.DateTime))
+		}
+	}
+	var want []map[string]any
+	for bidder, ts := range times {
+		slices.Sort(ts)
+		start, n := ts[0], int64(0)
+		for i, x := range ts {
+			if i > 0 && x-ts[i-1] >= gap {
+				want = append(want, map[string]any{"bidder": bidder, "bid_count": n,
+					"starttime": nexmark.Time(start).String(), "endtime": nexmark.Time(ts[i-1] + gap).String()})
+				start, n = x, 0
+			}
+			n++
+		}
+		want = append(want, map[string]any{"bidder": bidder, "bid_count": n,
+			"starttime": nexmark.Time(start).String(), "endtime": nexmark.Time(ts[len(ts)-1] + gap).String()})
+	}
+	check(t, runQuery(t, Q11), jsonLines(t, want))
+}
