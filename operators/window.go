@@ -66,10 +66,17 @@ func (w Windows) check() error {
 	return nil
 }
 
+// LastStart returns the start of the last (tumbling: the only) window that
+// contains event time t.
+func (w Windows) LastStart(t int64) int64 {
+	off := w.Offset.Milliseconds()
+	return t - floorMod(t-off, w.Slide.Milliseconds())
+}
+
 // assign appends the windows that contain t.
 func (w Windows) assign(t int64, dst []Window) []Window {
-	size, slide, off := w.Size.Milliseconds(), w.Slide.Milliseconds(), w.Offset.Milliseconds()
-	last := t - floorMod(t-off, slide) // start of the last window containing t
+	size, slide := w.Size.Milliseconds(), w.Slide.Milliseconds()
+	last := w.LastStart(t)
 	for s := last; s > t-size; s -= slide {
 		dst = append(dst, Window{Start: s, End: s + size})
 	}
@@ -204,6 +211,20 @@ func (w *windowOp[K, T, A, R, O]) setWindow(key K, kg uint16, end int64) {
 	w.setComposite(key, kg, end)
 }
 
+// recordDone checks state and output after a record: stop is true when the
+// batch must end, with err (the output flushed) or because the emitter
+// failed (its error comes from the flush).
+func (w *windowOp[K, T, A, R, O]) recordDone() (stop bool, err error) {
+	if err := w.backend.Err(); err != nil {
+		w.em.flush()
+		return true, fmt.Errorf("keyed state: %w", err)
+	}
+	if w.em.err != nil {
+		return true, w.em.flush()
+	}
+	return false, nil
+}
+
 // drop counts a record whose windows all expired and emits it if late
 // records are wanted.
 func (w *windowOp[K, T, A, R, O]) drop(v T) {
@@ -282,12 +303,8 @@ func (w *windowOp[K, T, A, R, O]) Push(b []engine.Keyed[K, T]) error {
 		if !live {
 			w.drop(r.Value)
 		}
-		if err := w.backend.Err(); err != nil {
-			w.em.flush()
-			return fmt.Errorf("keyed state: %w", err)
-		}
-		if w.em.err != nil {
-			break
+		if stop, err := w.recordDone(); stop {
+			return err
 		}
 	}
 	return w.em.flush()
@@ -307,11 +324,11 @@ type Slice[A any] struct {
 func (w *windowOp[K, T, A, R, O]) pushSliced(b []engine.Keyed[K, T]) error {
 	timers := w.ctx.timers
 	wm := w.ctx.watermark
-	size, slide, off := w.windows.Size.Milliseconds(), w.windows.Slide.Milliseconds(), w.windows.Offset.Milliseconds()
+	size, slide := w.windows.Size.Milliseconds(), w.windows.Slide.Milliseconds()
 	for i := range b {
 		r := &b[i]
 		t := w.ts(r.Value)
-		start := t - floorMod(t-off, slide)
+		start := w.windows.LastStart(t)
 		end := start + slide
 		if start+size-1 <= wm {
 			w.drop(r.Value) // every window of its slice fired
@@ -331,12 +348,8 @@ func (w *windowOp[K, T, A, R, O]) pushSliced(b []engine.Keyed[K, T]) error {
 		}
 		ss[j].Acc = w.agg.Add(ss[j].Acc, r.Value)
 		w.slices.Set(ss)
-		if err := w.backend.Err(); err != nil {
-			w.em.flush()
-			return fmt.Errorf("keyed state: %w", err)
-		}
-		if w.em.err != nil {
-			break
+		if stop, err := w.recordDone(); stop {
+			return err
 		}
 	}
 	return w.em.flush()
@@ -409,12 +422,8 @@ func (w *windowOp[K, T, A, R, O]) pushSessions(b []engine.Keyed[K, T]) error {
 		}
 		w.sessions.Set(append(keep, cur))
 		timers.Register(cur.End - 1)
-		if err := w.backend.Err(); err != nil {
-			w.em.flush()
-			return fmt.Errorf("keyed state: %w", err)
-		}
-		if w.em.err != nil {
-			break
+		if stop, err := w.recordDone(); stop {
+			return err
 		}
 	}
 	return w.em.flush()

@@ -367,6 +367,9 @@ type q7Bid struct {
 
 const q7Window = 10_000 // ms
 
+// tenSeconds are the 10 s tumbling windows of q7 and q8.
+var tenSeconds = weir.Tumbling(q7Window * time.Millisecond)
+
 // Q7 is the highest bid query: the bids at the highest price of each 10 s
 // tumbling window, emitted when the watermark passes the window's end.
 func Q7(events weir.Stream[nexmark.Event]) weir.Stream[Q7Row] {
@@ -377,7 +380,7 @@ func Q7(events weir.Stream[nexmark.Event]) weir.Stream[Q7Row] {
 		b := &e.Bid
 		t := int64(b.DateTime)
 		row := Q7Row{Auction: b.Auction, Bidder: b.Bidder, Price: b.Price, DateTime: b.DateTime, Extra: b.Extra}
-		start := t - floorMod(t, q7Window)
+		start := tenSeconds.LastStart(t)
 		out.Emit(q7Bid{Start: start, Bid: row, Counts: true})
 		if t == start {
 			out.Emit(q7Bid{Start: start - q7Window, Bid: row})
@@ -423,14 +426,6 @@ func Q7(events weir.Stream[nexmark.Event]) weir.Stream[Q7Row] {
 		})
 }
 
-func floorMod(a, b int64) int64 {
-	m := a % b
-	if m < 0 {
-		m += b
-	}
-	return m
-}
-
 // Q8Row is a row of q8: a person who opened an auction in the 10 s window
 // in which they registered.
 type Q8Row struct {
@@ -449,7 +444,7 @@ func Q8(events weir.Stream[nexmark.Event]) weir.Stream[Q8Row] {
 	relevant := weir.Filter(events, "q8-filter", func(e nexmark.Event) bool { return e.Kind != nexmark.KindBid })
 	byPersonWindow := weir.KeyBy(relevant, func(e nexmark.Event) q8Key {
 		t := int64(e.Time())
-		start := t - floorMod(t, q7Window)
+		start := tenSeconds.LastStart(t)
 		if e.Kind == nexmark.KindPerson {
 			return q8Key{e.Person.ID, start}
 		}
