@@ -3,6 +3,7 @@ package weir
 import (
 	"context"
 	"log/slog"
+	"time"
 )
 
 // SubtaskInfo describes one parallel instance (subtask) of an operator. It
@@ -15,6 +16,12 @@ type SubtaskInfo struct {
 	Parallelism    int          // number of subtasks of this operator
 	MaxParallelism int          // number of key groups of the job
 	Logger         *slog.Logger // tagged with job, operator and subtask
+	// CheckpointInterval is the time between periodic checkpoints and
+	// MaxRestartDelay the longest wait before a restart after a failure
+	// (both 0 without checkpoints): a sink whose open transactions time
+	// out checks that they outlive a checkpoint interval and a restart.
+	CheckpointInterval time.Duration
+	MaxRestartDelay    time.Duration
 }
 
 // Source produces records of type T. Open is called once for every parallel

@@ -81,6 +81,9 @@ func info(oc *engine.OpContext) SubtaskInfo {
 		Parallelism:    oc.Parallelism,
 		MaxParallelism: oc.MaxParallelism,
 		Logger:         oc.Logger,
+
+		CheckpointInterval: oc.CheckpointInterval(),
+		MaxRestartDelay:    oc.MaxRestartDelay(),
 	}
 }
 

@@ -36,6 +36,10 @@ type CheckpointConfig struct {
 	// OnComplete, if set, is called on the driver goroutine with the
 	// statistics of every completed checkpoint. It must return quickly.
 	OnComplete func(CheckpointStats)
+	// MaxRestartDelay is the longest the job waits before it restarts
+	// after a failure (informational: sinks whose transactions time out
+	// check that a restart comes in time).
+	MaxRestartDelay time.Duration
 }
 
 // CheckpointStats describes a completed checkpoint.

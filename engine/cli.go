@@ -371,9 +371,14 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rf.source("checkpoint-dir"), err)
 	}
+	maxDelay := rf.restartDelay
+	if rf.restartBackoff == "exponential" {
+		maxDelay = max(maxDelay, time.Minute)
+	}
 	cc := &CheckpointConfig{
-		Store:  store,
-		Retain: rf.checkpointRetain,
+		Store:           store,
+		Retain:          rf.checkpointRetain,
+		MaxRestartDelay: maxDelay,
 		Policy: checkpoint.Policy{
 			Interval:          rf.checkpointInterval,
 			Timeout:           rf.checkpointTimeout,

@@ -40,6 +40,24 @@ type OpContext struct {
 	uploader  *uploader
 }
 
+// CheckpointInterval is the time between periodic checkpoints (0 without
+// checkpoints or without periodic ones).
+func (oc *OpContext) CheckpointInterval() time.Duration {
+	if oc.ckpt == nil {
+		return 0
+	}
+	return oc.ckpt.cfg.Policy.Interval
+}
+
+// MaxRestartDelay is the longest the job waits before it restarts after a
+// failure.
+func (oc *OpContext) MaxRestartDelay() time.Duration {
+	if oc.ckpt == nil {
+		return 0
+	}
+	return oc.ckpt.cfg.MaxRestartDelay
+}
+
 // Checkpointing reports whether the job takes checkpoints.
 func (oc *OpContext) Checkpointing() bool { return oc.ckpt != nil }
 

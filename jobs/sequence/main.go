@@ -5,13 +5,23 @@
 // on this output format, so keep it stable.
 //
 //	go run ./jobs/sequence --keys 100 --count 1000 [--rate R] [--output DIR]
+//
+// With --brokers it reads from and writes to Kafka instead: records of
+// --input-topic whose key is the sequence key and whose value is the seq,
+// both in decimal text, and the same JSON objects to --output-topic, keyed
+// by the sequence key:
+//
+//	go run ./jobs/sequence --brokers 127.0.0.1:9092 --input-topic seq-in \
+//		--output-topic seq-out --delivery exactly-once --checkpoint-dir out/ckpt
 package main
 
 import (
 	"flag"
 	"fmt"
+	"strconv"
 
 	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/kafka"
 	"github.com/weirstream/weir/sinks"
 	"github.com/weirstream/weir/sources"
 )
@@ -28,6 +38,11 @@ func main() {
 	count := flag.Int64("count", 1000, "records per key")
 	rate := flag.Float64("rate", 0, "records per second over all keys (0: unlimited)")
 	output := flag.String("output", "out/sequence", "directory for the JSON-lines output (part-*.jsonl)")
+	conn := kafka.RegisterConnFlags(flag.CommandLine)
+	inTopic := flag.String("input-topic", "", "with --brokers: topic to read (key: sequence key, value: seq, decimal text)")
+	outTopic := flag.String("output-topic", "", "with --brokers: topic to write the JSON objects to, keyed by the sequence key")
+	delivery := flag.String("delivery", "exactly-once", "with --output-topic: exactly-once or at-least-once")
+	bounded := flag.Bool("bounded", false, "with --input-topic: stop at the end the topic had when the job started")
 	weir.Main("sequence", func(job *weir.Job) error {
 		switch {
 		case *keys < 1:
@@ -37,10 +52,55 @@ func main() {
 		case *rate < 0:
 			return fmt.Errorf("--rate %g: must not be negative", *rate)
 		}
-		seq := weir.From(job, "sequence", sources.Sequence(sources.SequenceConfig{Keys: *keys, Count: *count, Rate: *rate}))
-		weir.To(Build(seq), "out", sinks.JSONFiles[Out](*output))
+		if !conn.Set() {
+			if *inTopic != "" || *outTopic != "" {
+				return fmt.Errorf("--input-topic and --output-topic need --brokers")
+			}
+			seq := weir.From(job, "sequence", sources.Sequence(sources.SequenceConfig{Keys: *keys, Count: *count, Rate: *rate}))
+			weir.To(Build(seq), "out", sinks.JSONFiles[Out](*output))
+			return nil
+		}
+		c, err := conn.Conn()
+		if err != nil {
+			return err
+		}
+		d, err := kafka.ParseDelivery(*delivery)
+		if err != nil {
+			return fmt.Errorf("--delivery: %w", err)
+		}
+		var seq weir.Stream[sources.Seq]
+		if *inTopic != "" {
+			var opts []kafka.SourceOption
+			if *bounded {
+				opts = append(opts, kafka.Bounded())
+			}
+			seq = weir.From(job, "in", kafka.NewSource(c, *inTopic, ParseSeq, opts...))
+		} else {
+			seq = weir.From(job, "sequence", sources.Sequence(sources.SequenceConfig{Keys: *keys, Count: *count, Rate: *rate}))
+		}
+		out := Build(seq)
+		if *outTopic != "" {
+			weir.To(out, "out", kafka.NewSink(c, *outTopic, kafka.JSONValues(func(o Out) []byte {
+				return strconv.AppendInt(nil, o.Key, 10)
+			}), kafka.WithDelivery(d)))
+		} else {
+			weir.To(out, "out", sinks.JSONFiles[Out](*output))
+		}
 		return nil
 	})
+}
+
+// ParseSeq reads a (key, seq) from a Kafka record: both in decimal text.
+func ParseSeq(r *kafka.Record) (sources.Seq, error) {
+	k, err := strconv.ParseInt(string(r.Key), 10, 64)
+	if err != nil {
+		return sources.Seq{}, fmt.Errorf("key %q: want the sequence key in decimal", r.Key)
+	}
+	s, err := strconv.ParseInt(string(r.Value), 10, 64)
+	if err != nil {
+		return sources.Seq{}, fmt.Errorf("value %q: want the seq number in decimal", r.Value)
+	}
+	return sources.Seq{Key: k, Seq: s}, nil
 }
 
 // Build keeps the last seq per key and emits it with every record.

@@ -4,14 +4,23 @@
 // so the last line for a word carries its total.
 //
 //	go run ./jobs/wordcount [--input FILE] [--output DIR] [--lines N] [--parallelism P]
+//
+// With --brokers it reads lines (one per record) from --input-topic and
+// writes the counts to --output-topic as JSON values keyed by the word:
+//
+//	go run ./jobs/wordcount --brokers 127.0.0.1:9092 --input-topic text \
+//		--output-topic counts --delivery exactly-once --checkpoint-dir out/ckpt
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"strings"
 	"unicode"
 
 	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/kafka"
 	"github.com/weirstream/weir/sinks"
 	"github.com/weirstream/weir/sources"
 )
@@ -26,15 +35,44 @@ func main() {
 	input := flag.String("input", "", "text file to read (default: the built-in text generator)")
 	output := flag.String("output", "out/wordcount", "directory for the JSON-lines output (part-*.jsonl)")
 	lines := flag.Int64("lines", 100_000, "number of lines the built-in generator produces")
+	conn := kafka.RegisterConnFlags(flag.CommandLine)
+	inTopic := flag.String("input-topic", "", "with --brokers: topic of text lines, one per record")
+	outTopic := flag.String("output-topic", "", "with --brokers: topic for the counts (JSON values keyed by the word)")
+	delivery := flag.String("delivery", "exactly-once", "with --output-topic: exactly-once or at-least-once")
+	bounded := flag.Bool("bounded", false, "with --input-topic: stop at the end the topic had when the job started")
 	weir.Main("wordcount", func(job *weir.Job) error {
+		var c kafka.Conn
+		if conn.Set() {
+			var err error
+			if c, err = conn.Conn(); err != nil {
+				return err
+			}
+		} else if *inTopic != "" || *outTopic != "" {
+			return errors.New("--input-topic and --output-topic need --brokers")
+		}
 		var text weir.Stream[string]
-		if *input != "" {
+		switch {
+		case *inTopic != "":
+			var opts []kafka.SourceOption
+			if *bounded {
+				opts = append(opts, kafka.Bounded())
+			}
+			text = weir.From(job, "lines", kafka.NewSource(c, *inTopic, kafka.Strings(), opts...))
+		case *input != "":
 			text = weir.From(job, "lines", sources.Lines(*input))
-		} else {
+		default:
 			text = weir.From(job, "generator", sources.Words(sources.WordsConfig{Lines: *lines}))
 		}
 		counts := Build(text)
-		weir.To(counts, "out", sinks.JSONFiles[Count](*output))
+		if *outTopic != "" {
+			d, err := kafka.ParseDelivery(*delivery)
+			if err != nil {
+				return fmt.Errorf("--delivery: %w", err)
+			}
+			weir.To(counts, "out", kafka.NewSink(c, *outTopic, kafka.JSONValues(func(c Count) []byte { return []byte(c.Word) }), kafka.WithDelivery(d)))
+		} else {
+			weir.To(counts, "out", sinks.JSONFiles[Count](*output))
+		}
 		return nil
 	})
 }

@@ -1,0 +1,276 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/protocol/produce"
+	"github.com/segmentio/kafka-go/protocol/rawproduce"
+
+	"github.com/weirstream/weir"
+)
+
+// The tests in this file run against a real broker: integration/kafka/
+// broker.sh starts one and scripts/test exports its address as
+// WEIR_KAFKA_BOOTSTRAP. Without it they skip, except under CI, where a
+// missing broker is a failure.
+
+func testConn(t *testing.T) Conn {
+	t.Helper()
+	addr := os.Getenv("WEIR_KAFKA_BOOTSTRAP")
+	if addr == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatal("WEIR_KAFKA_BOOTSTRAP is not set: CI must start a broker (integration/kafka/broker.sh)")
+		}
+		t.Skip("WEIR_KAFKA_BOOTSTRAP not set: start a broker with integration/kafka/broker.sh start DIR")
+	}
+	return Conn{Brokers: []string{addr}, RequestTimeout: 20 * time.Second}
+}
+
+var topicSeq int
+
+// createTopic creates a topic with a name unique to the test.
+func createTopic(t *testing.T, c Conn, partitions int) string {
+	t.Helper()
+	topicSeq++
+	name := fmt.Sprintf("%s-%d-%d", t.Name(), time.Now().UnixNano(), topicSeq)
+	name = sanitize(name)
+	cl := &kafkago.Client{Addr: kafkago.TCP(c.Brokers...), Timeout: 20 * time.Second}
+	res, err := cl.CreateTopics(context.Background(), &kafkago.CreateTopicsRequest{Topics: []kafkago.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Errors[name]; err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
+// rawProduce writes one batch to a partition: plain when pid is -1,
+// else transactional.
+func rawProduce(t *testing.T, c *client, txn string, topic string, part int32, pid int64, epoch int16, seq int32, values ...string) {
+	t.Helper()
+	var b batchBuilder
+	for _, v := range values {
+		b.add(&Message{Value: []byte(v)}, time.Now().UnixMilli())
+	}
+	set := b.finish(pid, epoch, seq, pid >= 0)
+	res, err := c.roundTrip(context.Background(), &rawproduce.Request{TransactionalID: txn, Acks: -1, Timeout: 10000,
+		Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: part, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tp := range res.(*produce.Response).Topics {
+		for _, p := range tp.Partitions {
+			if p.ErrorCode != 0 {
+				t.Fatalf("produce: %v", kafkago.Error(p.ErrorCode))
+			}
+		}
+	}
+}
+
+// readAll reads a topic to its current end with weir's source, one
+// subtask over all partitions.
+func readAll[T any](t *testing.T, c Conn, topic string, d Deserializer[T], opts ...SourceOption) []T {
+	t.Helper()
+	ctx := context.Background()
+	src := NewSource(c, topic, d, append([]SourceOption{Bounded()}, opts...)...)
+	r, err := src.Open(ctx, weir.SubtaskInfo{Index: 0, Parallelism: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []T
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		buf, err := r.Read(ctx, make([]T, 0, 256))
+		out = append(out, buf...)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatal("reading the topic took more than a minute")
+	return nil
+}
+
+// TestReadCommittedAgainstBroker writes plain records, committed and
+// aborted transactions, interleaved, and reads them back: read_committed
+// returns exactly the plain and committed records, in offset order, and
+// never a control record.
+func TestReadCommittedAgainstBroker(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 1)
+	c, err := newClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	ctx := context.Background()
+	a, err := c.initProducer(ctx, topic+"-a", time.Minute, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.initProducer(ctx, topic+"-b", time.Minute, -1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range []txnID{a, b} {
+		if err := c.addPartitions(ctx, tx, topic, []int32{0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rawProduce(t, c, "", topic, 0, -1, -1, -1, "plain-1")
+	rawProduce(t, c, a.id, topic, 0, a.pid, a.epoch, 0, "aborted-1", "aborted-2")
+	rawProduce(t, c, b.id, topic, 0, b.pid, b.epoch, 0, "committed-1")
+	rawProduce(t, c, "", topic, 0, -1, -1, -1, "plain-2")
+	rawProduce(t, c, a.id, topic, 0, a.pid, a.epoch, 2, "aborted-3")
+	rawProduce(t, c, b.id, topic, 0, b.pid, b.epoch, 1, "committed-2", "committed-3")
+	if err := c.endTxn(ctx, a, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.endTxn(ctx, b, true); err != nil {
+		t.Fatal(err)
+	}
+	// The same producer commits after an abort.
+	a2, err := c.initProducer(ctx, a.id, time.Minute, a.pid, a.epoch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.addPartitions(ctx, a2, topic, []int32{0}); err != nil {
+		t.Fatal(err)
+	}
+	rawProduce(t, c, a2.id, topic, 0, a2.pid, a2.epoch, 0, "committed-4")
+	if err := c.endTxn(ctx, a2, true); err != nil {
+		t.Fatal(err)
+	}
+	rawProduce(t, c, "", topic, 0, -1, -1, -1, "plain-3")
+
+	got := readAll(t, conn, topic, Strings())
+	want := []string{"plain-1", "committed-1", "plain-2", "committed-2", "committed-3", "committed-4", "plain-3"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("read_committed read\n%q\nwant\n%q", got, want)
+	}
+	// read_uncommitted sees the aborted records too, and still no
+	// markers: 10 records at offsets 0..12 (3 markers).
+	all := readAll(t, conn, topic, Records(), ReadUncommitted())
+	if len(all) != 10 {
+		t.Fatalf("read_uncommitted read %d records, want 10", len(all))
+	}
+	for _, r := range all {
+		if len(r.Value) == 0 {
+			t.Fatalf("read_uncommitted returned a record without value (a control record?) at offset %d", r.Offset)
+		}
+	}
+}
+
+// TestSinkTransactions drives the exactly-once writer by hand: records are
+// invisible to read_committed readers until Commit, a commit lost in a
+// crash is redone by Recover from the pending description, a redo of an
+// already finished commit changes nothing, and a writer that was replaced
+// is fenced.
+func TestSinkTransactions(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 3)
+	ctx := context.Background()
+	info := weir.SubtaskInfo{Job: "test", UID: topic, Index: 0, Parallelism: 1, Logger: slog.New(slog.DiscardHandler)}
+	sink := NewSink(conn, topic, StringValues(), WithDelivery(ExactlyOnce), TransactionalIDPrefix(topic))
+	if err := sink.Recover(ctx, info, nil); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := sink.Open(ctx, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := sw.(*sinkWriter[string])
+	write := func(w *sinkWriter[string], from, n int) {
+		t.Helper()
+		var batch []string
+		for i := from; i < from+n; i++ {
+			batch = append(batch, strconv.Itoa(i))
+		}
+		if err := w.Write(batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int { return len(readAll(t, conn, topic, Strings())) }
+
+	write(w, 0, 100)
+	p1, err := w.PreCommit(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(w, 100, 50) // the next transaction, open
+	if n := count(); n != 0 {
+		t.Fatalf("before the commit, read_committed sees %d records", n)
+	}
+	if err := w.Commit(1); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 100 {
+		t.Fatalf("after commit 1: %d records, want 100", n)
+	}
+	p2, err := w.PreCommit(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(w, 150, 10) // lost with the crash
+	// Crash: the writer is abandoned without Commit(2) or Close.
+
+	sink2 := NewSink(conn, topic, StringValues(), WithDelivery(ExactlyOnce), TransactionalIDPrefix(topic))
+	if err := sink2.Recover(ctx, info, p2); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 150 {
+		t.Fatalf("after recovery: %d records, want 150 (the pending commit redone, the open transaction aborted)", n)
+	}
+	// The old writer is fenced: its next commit fails.
+	if _, err := w.PreCommit(3); err == nil {
+		if err := w.Commit(3); err == nil {
+			t.Fatal("the replaced writer committed")
+		}
+	}
+	// Redoing an older, finished commit is harmless.
+	if err := NewSink(conn, topic, StringValues(), WithDelivery(ExactlyOnce), TransactionalIDPrefix(topic)).Recover(ctx, info, p1); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 150 {
+		t.Fatalf("after redoing commit 1: %d records, want 150", n)
+	}
+	// No transaction is left open: read_committed reaches the end.
+	cl := &kafkago.Client{Addr: kafkago.TCP(conn.Brokers...)}
+	for p := range 3 {
+		lso, err := cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: {kafkago.LastOffsetOf(p)}}, IsolationLevel: kafkago.ReadCommitted})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hw, err := cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: {kafkago.LastOffsetOf(p)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, h := lso.Topics[topic][0].LastOffset, hw.Topics[topic][0].LastOffset; l != h {
+			t.Errorf("partition %d: last stable offset %d, high watermark %d: a transaction is open", p, l, h)
+		}
+	}
+}

@@ -1,0 +1,794 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+	"github.com/segmentio/kafka-go/protocol/fetch"
+
+	"github.com/weirstream/weir"
+)
+
+// Deserializer turns a Kafka record into a record of the job. An error
+// makes the record bad: the source's BadRecords policy says what happens.
+type Deserializer[T any] func(r *Record) (T, error)
+
+// Bytes reads record values as they are.
+func Bytes() Deserializer[[]byte] {
+	return func(r *Record) ([]byte, error) { return r.Value, nil }
+}
+
+// Strings reads record values as UTF-8 text.
+func Strings() Deserializer[string] {
+	return func(r *Record) (string, error) { return string(r.Value), nil }
+}
+
+// JSON reads record values as JSON objects into T.
+func JSON[T any]() Deserializer[T] {
+	return func(r *Record) (T, error) {
+		var v T
+		err := json.Unmarshal(r.Value, &v)
+		return v, err
+	}
+}
+
+// Records reads whole records: key, value, headers, timestamp, offset.
+func Records() Deserializer[Record] {
+	return func(r *Record) (Record, error) { return *r, nil }
+}
+
+// StartPosition says where a partition is read from when no checkpoint
+// holds its offset.
+type StartPosition struct {
+	kind     startKind
+	at       time.Time
+	fallback startKind
+}
+
+type startKind int
+
+const (
+	startEarliest startKind = iota
+	startLatest
+	startTime
+	startGroup
+)
+
+// Earliest starts at the oldest record kept (the default).
+func Earliest() StartPosition { return StartPosition{kind: startEarliest} }
+
+// Latest starts after the newest record (the last stable offset under
+// read_committed).
+func Latest() StartPosition { return StartPosition{kind: startLatest} }
+
+// AtTime starts at the first record with a timestamp at or after t
+// (after the newest record when there is none).
+func AtTime(t time.Time) StartPosition { return StartPosition{kind: startTime, at: t} }
+
+// GroupOffsets starts at the offsets the source's consumer group (see
+// Group) committed, and where it has none at the earliest (latest: true at
+// the latest) record.
+func GroupOffsets(latest bool) StartPosition {
+	fb := startEarliest
+	if latest {
+		fb = startLatest
+	}
+	return StartPosition{kind: startGroup, fallback: fb}
+}
+
+// BadRecordPolicy says what a source does with a record its Deserializer
+// rejects.
+type BadRecordPolicy int
+
+const (
+	// FailOnBadRecord fails the job with an error naming the topic,
+	// partition and offset (the default).
+	FailOnBadRecord BadRecordPolicy = iota
+	// SkipBadRecords drops the record and counts it (Source.Skipped).
+	SkipBadRecords
+)
+
+// SourceOption configures a Kafka source.
+type SourceOption func(*sourceConfig)
+
+type sourceConfig struct {
+	start          StartPosition
+	group          string
+	readCommitted  bool
+	bad            BadRecordPolicy
+	eventTime      bool
+	outOfOrderness time.Duration
+	idleTimeout    time.Duration
+	maxWait        time.Duration
+	partitionBytes int32
+	bounded        bool
+}
+
+// Bounded makes the source end (and a job of bounded sources finish) once
+// it has read every partition up to the end it had when the subtask
+// opened: the high watermark, or the last stable offset under
+// read_committed.
+func Bounded() SourceOption { return func(c *sourceConfig) { c.bounded = true } }
+
+// StartFrom sets where partitions without a checkpointed offset start.
+func StartFrom(p StartPosition) SourceOption { return func(c *sourceConfig) { c.start = p } }
+
+// Group names the consumer group whose committed offsets GroupOffsets
+// starts from. weir never relies on group offsets for correctness: the
+// offsets it resumes from are in its checkpoints.
+func Group(id string) SourceOption { return func(c *sourceConfig) { c.group = id } }
+
+// ReadUncommitted also reads the records of open and aborted
+// transactions. The default, read_committed, reads only committed ones.
+func ReadUncommitted() SourceOption { return func(c *sourceConfig) { c.readCommitted = false } }
+
+// BadRecords sets the policy for records the Deserializer rejects.
+func BadRecords(p BadRecordPolicy) SourceOption { return func(c *sourceConfig) { c.bad = p } }
+
+// EventTime makes the records' Kafka timestamps their event time and
+// tracks a watermark per partition: the newest timestamp read from it minus
+// outOfOrderness (and 1 ms). The subtask's watermark is the least of its
+// partitions'. A partition that delivered nothing for idleTimeout (0:
+// never) is idle and does not hold the watermark back; when all of a
+// subtask's partitions are idle, the subtask is.
+func EventTime(outOfOrderness, idleTimeout time.Duration) SourceOption {
+	return func(c *sourceConfig) {
+		c.eventTime, c.outOfOrderness, c.idleTimeout = true, outOfOrderness, idleTimeout
+	}
+}
+
+// Source reads one Kafka topic. Its partitions are assigned to the source's
+// subtasks round robin, in partition order (partition i to subtask i mod
+// parallelism), so the same partitions go to the same subtask on every run
+// at the same parallelism. Offsets are taken at every checkpoint barrier,
+// and a restored source resumes exactly after the records it had returned.
+type Source[T any] struct {
+	conn    Conn
+	topic   string
+	decode  Deserializer[T]
+	cfg     sourceConfig
+	skipped atomic.Int64
+}
+
+var _ weir.RestorableSource[int] = (*Source[int])(nil)
+
+// NewSource returns a source of topic's records, decoded by d.
+func NewSource[T any](conn Conn, topic string, d Deserializer[T], opts ...SourceOption) *Source[T] {
+	s := &Source[T]{conn: conn, topic: topic, decode: d, cfg: sourceConfig{
+		readCommitted:  true,
+		maxWait:        100 * time.Millisecond,
+		partitionBytes: 1 << 20,
+	}}
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	return s
+}
+
+// Skipped returns how many bad records the source dropped under
+// SkipBadRecords.
+func (s *Source[T]) Skipped() int64 { return s.skipped.Load() }
+
+// Open implements weir.Source.
+func (s *Source[T]) Open(ctx context.Context, info weir.SubtaskInfo) (weir.SourceReader[T], error) {
+	return s.open(ctx, info, nil)
+}
+
+// Restore implements weir.RestorableSource.
+func (s *Source[T]) Restore(ctx context.Context, info weir.SubtaskInfo, position []byte) (weir.SourceReader[T], error) {
+	pos, err := decodeSourcePosition(position, s.topic, info)
+	if err != nil {
+		return nil, err
+	}
+	return s.open(ctx, info, pos)
+}
+
+func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored map[int32]partPosition) (weir.SourceReader[T], error) {
+	if s.topic == "" {
+		return nil, errors.New("kafka source: no topic")
+	}
+	if s.decode == nil {
+		return nil, fmt.Errorf("kafka source %q: no deserializer", s.topic)
+	}
+	if s.cfg.start.kind == startGroup && s.cfg.group == "" {
+		return nil, fmt.Errorf("kafka source %q: GroupOffsets needs a Group", s.topic)
+	}
+	c, err := newClient(s.conn)
+	if err != nil {
+		return nil, err
+	}
+	all, err := c.partitions(ctx, s.topic)
+	if err != nil {
+		c.close()
+		return nil, fmt.Errorf("kafka source: %w", err)
+	}
+	r := &sourceReader[T]{src: s, c: c, info: info, chunks: make(chan chunk[T], 4), now: time.Now, sent: weir.NoWatermark}
+	var fresh []int32
+	for i, p := range all {
+		if i%info.Parallelism != info.Index {
+			continue
+		}
+		ps := &partState{partition: p, highest: weir.NoWatermark}
+		if rp, ok := restored[p]; ok {
+			ps.next, ps.highest = rp.next, rp.highest
+		} else {
+			fresh = append(fresh, p)
+		}
+		r.parts = append(r.parts, ps)
+	}
+	if len(fresh) > 0 {
+		offs, err := s.startOffsets(ctx, c, fresh, s.cfg.start.kind)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("kafka source %q: start offsets: %w", s.topic, err)
+		}
+		for _, ps := range r.parts {
+			if o, ok := offs[ps.partition]; ok {
+				ps.next = o
+			}
+		}
+	}
+	if s.cfg.bounded && len(r.parts) > 0 {
+		ids := make([]int32, len(r.parts))
+		for i, ps := range r.parts {
+			ids[i] = ps.partition
+		}
+		ends, err := s.startOffsets(ctx, c, ids, startLatest)
+		if err != nil {
+			c.close()
+			return nil, fmt.Errorf("kafka source %q: end offsets: %w", s.topic, err)
+		}
+		for _, ps := range r.parts {
+			ps.end = ends[ps.partition]
+		}
+	}
+	var parts []partition
+	for i, ps := range r.parts {
+		if !s.cfg.bounded || ps.next < ps.end {
+			parts = append(parts, partition{index: i, id: ps.partition, offset: ps.next, end: ps.end})
+		}
+	}
+	fctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.done = make(chan struct{})
+	go r.fetchLoop(fctx, parts)
+	return r, nil
+}
+
+// startOffsets resolves the start position for partitions.
+func (s *Source[T]) startOffsets(ctx context.Context, c *client, parts []int32, kind startKind) (map[int32]int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.conn.requestTimeout())
+	defer cancel()
+	kc := &kafkago.Client{Addr: c.addr, Transport: c.t}
+	out := map[int32]int64{}
+	if kind == startGroup {
+		ints := make([]int, len(parts))
+		for i, p := range parts {
+			ints[i] = int(p)
+		}
+		res, err := kc.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: s.cfg.group, Topics: map[string][]int{s.topic: ints}})
+		if err != nil {
+			return nil, fmt.Errorf("committed offsets of group %q: %w", s.cfg.group, err)
+		}
+		if res.Error != nil {
+			return nil, fmt.Errorf("committed offsets of group %q: %w", s.cfg.group, res.Error)
+		}
+		var rest []int32
+		for _, p := range res.Topics[s.topic] {
+			if p.Error != nil {
+				return nil, fmt.Errorf("committed offset of group %q, partition %d: %w", s.cfg.group, p.Partition, p.Error)
+			}
+			if p.CommittedOffset >= 0 {
+				out[int32(p.Partition)] = p.CommittedOffset
+			}
+		}
+		for _, p := range parts {
+			if _, ok := out[p]; !ok {
+				rest = append(rest, p)
+			}
+		}
+		parts, kind = rest, s.cfg.start.fallback
+		if len(parts) == 0 {
+			return out, nil
+		}
+	}
+	reqs := make([]kafkago.OffsetRequest, len(parts))
+	for i, p := range parts {
+		switch kind {
+		case startEarliest:
+			reqs[i] = kafkago.FirstOffsetOf(int(p))
+		case startLatest:
+			reqs[i] = kafkago.LastOffsetOf(int(p))
+		case startTime:
+			reqs[i] = kafkago.TimeOffsetOf(int(p), s.cfg.start.at)
+		}
+	}
+	iso := kafkago.ReadUncommitted
+	if s.cfg.readCommitted {
+		iso = kafkago.ReadCommitted
+	}
+	res, err := kc.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{s.topic: reqs}, IsolationLevel: iso})
+	if err != nil {
+		return nil, err
+	}
+	for _, po := range res.Topics[s.topic] {
+		if po.Error != nil {
+			return nil, fmt.Errorf("partition %d: %w", po.Partition, po.Error)
+		}
+		switch kind {
+		case startEarliest:
+			out[int32(po.Partition)] = po.FirstOffset
+		case startLatest:
+			out[int32(po.Partition)] = po.LastOffset
+		case startTime:
+			o := int64(-1)
+			for off := range po.Offsets {
+				o = off
+			}
+			out[int32(po.Partition)] = o
+		}
+	}
+	if kind == startTime {
+		// No record at or after the time: start after the newest.
+		var late []int32
+		for _, p := range parts {
+			if out[p] < 0 {
+				late = append(late, p)
+			}
+		}
+		if len(late) > 0 {
+			more, err := s.startOffsets(ctx, c, late, startLatest)
+			if err != nil {
+				return nil, err
+			}
+			for p, o := range more {
+				out[p] = o
+			}
+		}
+	}
+	for _, p := range parts {
+		if _, ok := out[p]; !ok {
+			return nil, fmt.Errorf("partition %d: no offset in the broker's answer", p)
+		}
+	}
+	return out, nil
+}
+
+type partState struct {
+	partition  int32
+	next       int64 // offset after the last record returned (or skipped)
+	end        int64 // Bounded: where reading stops
+	highest    int64 // newest timestamp returned, or weir.NoWatermark
+	lastActive time.Time
+}
+
+// partition is the fetcher's view of one partition.
+type partition struct {
+	index  int // in sourceReader.parts
+	id     int32
+	offset int64 // next offset to fetch
+	end    int64 // Bounded: where fetching stops
+}
+
+// chunk is what one fetch returned for one partition, decoded.
+type chunk[T any] struct {
+	part int // index in sourceReader.parts
+	recs []T
+	offs []int64
+	ts   []int64
+	next int64 // offset to read after the chunk
+	err  error
+}
+
+type sourceReader[T any] struct {
+	src  *Source[T]
+	c    *client
+	info weir.SubtaskInfo
+
+	parts  []*partState
+	chunks chan chunk[T]
+	cur    chunk[T]
+	at     int // next record of cur to return
+	has    bool
+
+	cancel func()
+	done   chan struct{}
+	now    func() time.Time
+
+	// Watermarks.
+	sent int64
+	idle bool
+}
+
+// Read implements weir.SourceReader: it returns the records fetched so
+// far, waiting at most a short while when there are none.
+func (r *sourceReader[T]) Read(ctx context.Context, buf []T) ([]T, error) {
+	if r.src.cfg.bounded && !r.has && r.ended() {
+		return buf, io.EOF
+	}
+	wait := time.NewTimer(50 * time.Millisecond)
+	defer wait.Stop()
+	for len(buf) < cap(buf) {
+		if !r.has {
+			var c chunk[T]
+			if len(buf) == 0 {
+				select {
+				case c = <-r.chunks:
+				case <-wait.C:
+					return buf, nil
+				case <-ctx.Done():
+					return buf, ctx.Err()
+				}
+			} else {
+				select {
+				case c = <-r.chunks:
+				default:
+					return buf, nil
+				}
+			}
+			if c.err != nil {
+				return buf, c.err
+			}
+			r.cur, r.at, r.has = c, 0, true
+		}
+		ps := r.parts[r.cur.part]
+		n := min(cap(buf)-len(buf), len(r.cur.recs)-r.at)
+		if n > 0 {
+			buf = append(buf, r.cur.recs[r.at:r.at+n]...)
+			for _, t := range r.cur.ts[r.at : r.at+n] {
+				if t > ps.highest {
+					ps.highest = t
+				}
+			}
+			r.at += n
+			ps.next = r.cur.offs[r.at-1] + 1
+			ps.lastActive = r.now()
+		}
+		if r.at == len(r.cur.recs) {
+			ps.next = r.cur.next
+			clear(r.cur.recs)
+			r.has = false
+		}
+	}
+	return buf, nil
+}
+
+// ended reports whether every partition was read to its end (Bounded).
+func (r *sourceReader[T]) ended() bool {
+	for _, ps := range r.parts {
+		if ps.next < ps.end {
+			return false
+		}
+	}
+	return true
+}
+
+// Position implements weir.CheckpointedReader.
+func (r *sourceReader[T]) Position() ([]byte, error) {
+	return encodeSourcePosition(r.src.topic, r.info, r.parts), nil
+}
+
+// Watermark implements engine.Watermarker: the least watermark of the
+// partitions that are not idle.
+func (r *sourceReader[T]) Watermark() (int64, bool) {
+	if !r.src.cfg.eventTime {
+		return 0, false
+	}
+	now := r.now()
+	wm := int64(math.MaxInt64)
+	active := 0
+	for _, ps := range r.parts {
+		if r.partIdle(ps, now) {
+			continue
+		}
+		active++
+		if ps.highest == weir.NoWatermark {
+			return 0, false
+		}
+		wm = min(wm, ps.highest-r.src.cfg.outOfOrderness.Milliseconds()-1)
+	}
+	if active == 0 {
+		return 0, false
+	}
+	if wm <= r.sent {
+		return 0, false
+	}
+	r.sent = wm
+	return wm, true
+}
+
+func (r *sourceReader[T]) partIdle(ps *partState, now time.Time) bool {
+	t := r.src.cfg.idleTimeout
+	if t <= 0 {
+		return false
+	}
+	if ps.lastActive.IsZero() {
+		ps.lastActive = now
+	}
+	return now.Sub(ps.lastActive) >= t
+}
+
+// Idle implements engine.Watermarker: the subtask is idle when all its
+// partitions are (or it has none).
+func (r *sourceReader[T]) Idle(read bool) (idle, changed bool) {
+	if !r.src.cfg.eventTime || r.src.cfg.idleTimeout <= 0 {
+		return false, false
+	}
+	now := r.now()
+	idle = true
+	for _, ps := range r.parts {
+		if !r.partIdle(ps, now) {
+			idle = false
+			break
+		}
+	}
+	changed = idle != r.idle
+	r.idle = idle
+	return idle, changed
+}
+
+// Close implements weir.SourceReader.
+func (r *sourceReader[T]) Close() error {
+	r.cancel()
+	<-r.done
+	r.c.close()
+	return nil
+}
+
+// fetchLoop fetches the partitions' records and hands them to Read,
+// decoded, until ctx ends or an error that retrying does not cure.
+func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
+	defer close(r.done)
+	if len(parts) == 0 {
+		<-ctx.Done()
+		return
+	}
+	s := r.src
+	idx := map[int32]int{}
+	for i, p := range parts {
+		idx[p.id] = i
+	}
+	bounded := s.cfg.bounded
+	iso := int8(0)
+	if s.cfg.readCommitted {
+		iso = 1
+	}
+	var failingSince time.Time
+	fail := func(err error) bool {
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
+		if time.Since(failingSince) < s.conn.requestTimeout() && retriable(err) {
+			return sleep(ctx, 200*time.Millisecond) == nil
+		}
+		select {
+		case r.chunks <- chunk[T]{err: err}:
+		case <-ctx.Done():
+		}
+		return false
+	}
+	var recs []Record
+	for ctx.Err() == nil {
+		req := &fetch.Request{
+			ReplicaID:      -1,
+			MaxWaitTime:    int32(s.cfg.maxWait.Milliseconds()),
+			MinBytes:       1,
+			MaxBytes:       int32(len(parts)) * s.cfg.partitionBytes,
+			IsolationLevel: iso,
+			SessionEpoch:   -1,
+			Topics:         []fetch.RequestTopic{{Topic: s.topic}},
+		}
+		for _, p := range parts {
+			if bounded && p.offset >= p.end {
+				continue
+			}
+			req.Topics[0].Partitions = append(req.Topics[0].Partitions, fetch.RequestPartition{
+				Partition: p.id, CurrentLeaderEpoch: -1, FetchOffset: p.offset, LogStartOffset: -1, PartitionMaxBytes: s.cfg.partitionBytes,
+			})
+		}
+		if len(req.Topics[0].Partitions) == 0 {
+			<-ctx.Done() // Bounded: all read
+			return
+		}
+		res, err := r.c.roundTrip(ctx, req)
+		if err != nil {
+			if ctx.Err() != nil || !fail(fmt.Errorf("kafka source: fetch %s: %w", s.topic, err)) {
+				return
+			}
+			continue
+		}
+		fr := res.(*fetch.Response)
+		if fr.ErrorCode != 0 {
+			if !fail(fmt.Errorf("kafka source: fetch %s: %w", s.topic, kafkago.Error(fr.ErrorCode))) {
+				return
+			}
+			continue
+		}
+		failed := false
+		for _, t := range fr.Topics {
+			for _, pr := range t.Partitions {
+				i, ok := idx[pr.Partition]
+				if !ok {
+					continue
+				}
+				p := &parts[i]
+				if pr.ErrorCode != 0 {
+					e := kafkago.Error(pr.ErrorCode)
+					err := fmt.Errorf("kafka source: topic %s partition %d offset %d: %w", s.topic, p.id, p.offset, e)
+					if e == kafkago.OffsetOutOfRange {
+						err = fmt.Errorf("%w (the offset is no longer, or not yet, in the log: retention deleted records the job had not read, or the topic was recreated)", err)
+					}
+					if !fail(err) {
+						return
+					}
+					failed = true
+					continue
+				}
+				batches, err := decodeBatches(s.topic, p.id, pr.RecordSet)
+				if err != nil {
+					if !fail(fmt.Errorf("kafka source: topic %s partition %d offset %d: %w", s.topic, p.id, p.offset, err)) {
+						return
+					}
+					failed = true
+					continue
+				}
+				var aborted []abortedTxn
+				if s.cfg.readCommitted {
+					for _, a := range pr.AbortedTransactions {
+						aborted = append(aborted, abortedTxn{a.ProducerID, a.FirstOffset})
+					}
+				}
+				var next int64
+				recs, next = readCommitted(batches, aborted, p.offset, recs[:0])
+				if next == p.offset {
+					continue
+				}
+				if bounded {
+					// Records past the end are not this run's.
+					k := len(recs)
+					for k > 0 && recs[k-1].Offset >= p.end {
+						k--
+					}
+					recs = recs[:k]
+					next = min(next, max(p.end, p.offset))
+					if k > 0 {
+						next = max(next, recs[k-1].Offset+1)
+					}
+				}
+				c, err := r.decodeChunk(p.index, recs, next)
+				if err != nil {
+					if !fail(err) {
+						return
+					}
+					failed = true
+					continue
+				}
+				p.offset = next
+				select {
+				case r.chunks <- c:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+		if !failed {
+			failingSince = time.Time{}
+		}
+	}
+}
+
+func (r *sourceReader[T]) decodeChunk(part int, recs []Record, next int64) (chunk[T], error) {
+	s := r.src
+	c := chunk[T]{part: part, next: next, recs: make([]T, 0, len(recs)), offs: make([]int64, 0, len(recs)), ts: make([]int64, 0, len(recs))}
+	for i := range recs {
+		v, err := s.decode(&recs[i])
+		if err != nil {
+			if s.cfg.bad == SkipBadRecords {
+				s.skipped.Add(1)
+				continue
+			}
+			return c, fmt.Errorf("kafka source: bad record at topic %s partition %d offset %d: %w", s.topic, recs[i].Partition, recs[i].Offset, err)
+		}
+		c.recs = append(c.recs, v)
+		c.offs = append(c.offs, recs[i].Offset)
+		c.ts = append(c.ts, recs[i].Time)
+	}
+	return c, nil
+}
+
+// decodeBatches turns a fetch response's record set into batches with
+// their records copied out of kafka-go's buffers.
+func decodeBatches(topic string, part int32, rs protocol.RecordSet) ([]fetchedBatch, error) {
+	if rs.Records == nil {
+		return nil, nil
+	}
+	stream, ok := rs.Records.(*protocol.RecordStream)
+	var readers []protocol.RecordReader
+	if ok {
+		readers = stream.Records
+	} else {
+		readers = []protocol.RecordReader{rs.Records}
+	}
+	batches := make([]fetchedBatch, 0, len(readers))
+	for _, rr := range readers {
+		var b fetchedBatch
+		switch x := rr.(type) {
+		case *protocol.ControlBatch:
+			b = fetchedBatch{base: x.BaseOffset, last: x.BaseOffset, producerID: x.ProducerID, transactional: true, control: true}
+			cr, err := x.ReadControlRecord()
+			if err != nil {
+				return nil, fmt.Errorf("control record at offset %d: %w", x.BaseOffset, err)
+			}
+			b.abortMarker = cr.Type == 0
+			b.last = cr.Offset
+			batches = append(batches, b)
+			continue
+		case *protocol.RecordBatch:
+			b = fetchedBatch{base: x.BaseOffset, last: x.BaseOffset, producerID: x.ProducerID, transactional: x.Attributes.Transactional()}
+		case *protocol.MessageSet:
+			b = fetchedBatch{base: x.BaseOffset, last: x.BaseOffset, producerID: -1}
+		default:
+			return nil, fmt.Errorf("unexpected record batch type %T", rr)
+		}
+		for {
+			rec, err := rr.ReadRecord()
+			if err != nil {
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				return nil, fmt.Errorf("record after offset %d: %w", b.last, err)
+			}
+			out := Record{Topic: topic, Partition: part, Offset: rec.Offset, Time: rec.Time.UnixMilli()}
+			if out.Key, err = readBytes(rec.Key); err == nil {
+				out.Value, err = readBytes(rec.Value)
+			}
+			if err != nil {
+				return nil, fmt.Errorf("record at offset %d: %w", rec.Offset, err)
+			}
+			for _, h := range rec.Headers {
+				out.Headers = append(out.Headers, Header{Key: h.Key, Value: h.Value})
+			}
+			b.records = append(b.records, out)
+			b.last = rec.Offset
+		}
+		batches = append(batches, b)
+	}
+	return batches, nil
+}
+
+func readBytes(b protocol.Bytes) ([]byte, error) {
+	if b == nil {
+		return nil, nil
+	}
+	defer b.Close()
+	return protocol.ReadAll(b)
+}
+
+// retriable reports whether an error may pass by itself: the network, a
+// leader election, a broker restart.
+func retriable(err error) bool {
+	var ke kafkago.Error
+	if errors.As(err, &ke) {
+		return ke.Temporary()
+	}
+	var pe interface{ Temporary() bool }
+	if errors.As(err, &pe) {
+		return pe.Temporary()
+	}
+	s := err.Error()
+	for _, m := range []string{"connection refused", "connection reset", "broken pipe", "EOF", "i/o timeout", "no such host", "deadline exceeded"} {
+		if strings.Contains(s, m) {
+			return true
+		}
+	}
+	return false
+}
