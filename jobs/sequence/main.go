@@ -19,6 +19,8 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/weirstream/weir"
 	"github.com/weirstream/weir/kafka"
@@ -36,7 +38,7 @@ type Out struct {
 func main() {
 	keys := flag.Int("keys", 100, "number of keys")
 	count := flag.Int64("count", 1000, "records per key")
-	rate := flag.Float64("rate", 0, "records per second over all keys (0: unlimited)")
+	rate := flag.Float64("rate", 0, "records per second over all keys (0: unlimited); from Kafka, the most read per second")
 	output := flag.String("output", "out/sequence", "directory for the JSON-lines output (part-*.jsonl)")
 	conn := kafka.RegisterConnFlags(flag.CommandLine)
 	inTopic := flag.String("input-topic", "", "with --brokers: topic to read (key: sequence key, value: seq, decimal text)")
@@ -75,6 +77,9 @@ func main() {
 				opts = append(opts, kafka.Bounded())
 			}
 			seq = weir.From(job, "in", kafka.NewSource(c, *inTopic, ParseSeq, opts...))
+			if *rate > 0 {
+				seq = weir.Map(seq, "throttle", throttle[sources.Seq](*rate))
+			}
 		} else {
 			seq = weir.From(job, "sequence", sources.Sequence(sources.SequenceConfig{Keys: *keys, Count: *count, Rate: *rate}))
 		}
@@ -88,6 +93,28 @@ func main() {
 		}
 		return nil
 	})
+}
+
+// throttle passes records on at most rate per second over all subtasks,
+// holding back the source (for crash tests that need a job to run a while).
+func throttle[T any](rate float64) func(T) T {
+	var mu sync.Mutex
+	var next time.Time
+	step := time.Duration(float64(time.Second) / rate)
+	return func(v T) T {
+		mu.Lock()
+		now := time.Now()
+		if next.Before(now) {
+			next = now
+		}
+		next = next.Add(step)
+		ahead := next.Sub(now)
+		mu.Unlock()
+		if ahead > 2*time.Millisecond {
+			time.Sleep(ahead)
+		}
+		return v
+	}
 }
 
 // ParseSeq reads a (key, seq) from a Kafka record: both in decimal text.

@@ -1,0 +1,294 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	kafkago "github.com/segmentio/kafka-go"
+
+	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/kafka"
+)
+
+// The Kafka tests run the job binaries against a real Apache Kafka broker
+// that scripts/test starts (integration/kafka/broker.sh) and names in
+// WEIR_KAFKA_BOOTSTRAP; WEIR_KAFKA_DIR is its directory, with the
+// addresses of its SASL listeners and its CA certificate.
+
+func kafkaBroker(t *testing.T) kafka.Conn {
+	t.Helper()
+	addr := os.Getenv("WEIR_KAFKA_BOOTSTRAP")
+	if addr == "" {
+		if os.Getenv("WEIR_REQUIRE_KAFKA") != "" || os.Getenv("CI") != "" {
+			t.Fatal("WEIR_KAFKA_BOOTSTRAP is not set, but WEIR_REQUIRE_KAFKA or CI is: scripts/test starts a broker with integration/kafka/broker.sh")
+		}
+		t.Skip("WEIR_KAFKA_BOOTSTRAP not set: start a broker with integration/kafka/broker.sh start DIR")
+	}
+	return kafka.Conn{Brokers: []string{addr}, RequestTimeout: 30 * time.Second}
+}
+
+func kafkaClient(conn kafka.Conn) *kafkago.Client {
+	return &kafkago.Client{Addr: kafkago.TCP(conn.Brokers...), Timeout: 30 * time.Second}
+}
+
+// kafkaTopic creates a topic named after the test.
+func kafkaTopic(t *testing.T, conn kafka.Conn, suffix string, partitions int) string {
+	t.Helper()
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, fmt.Sprintf("%s.%s.%d", t.Name(), suffix, time.Now().UnixNano()))
+	res, err := kafkaClient(conn).CreateTopics(context.Background(), &kafkago.CreateTopicsRequest{
+		Topics: []kafkago.TopicConfig{{Topic: name, NumPartitions: partitions, ReplicationFactor: 1}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Errors[name]; err != nil {
+		t.Fatalf("create topic %s: %v", name, err)
+	}
+	return name
+}
+
+// preloadSequence writes (key, seq) for seq 1..count of keys keys with
+// kafka-go's own Writer, as any client would: key and value in decimal
+// text, partitioned by the Java client's murmur2 of the key, each key's
+// records in seq order.
+func preloadSequence(t *testing.T, conn kafka.Conn, topic string, keys, count int) {
+	t.Helper()
+	w := &kafkago.Writer{Addr: kafkago.TCP(conn.Brokers...), Topic: topic, Balancer: kafkago.Murmur2Balancer{},
+		RequiredAcks: kafkago.RequireAll, BatchSize: 5000, BatchBytes: 4 << 20, BatchTimeout: 10 * time.Millisecond}
+	defer w.Close()
+	msgs := make([]kafkago.Message, 0, 5000)
+	flush := func() {
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+		msgs = msgs[:0]
+	}
+	for s := 1; s <= count; s++ {
+		for k := range keys {
+			msgs = append(msgs, kafkago.Message{Key: []byte(strconv.Itoa(k)), Value: []byte(strconv.Itoa(s))})
+			if len(msgs) == cap(msgs) {
+				flush()
+			}
+		}
+	}
+	if len(msgs) > 0 {
+		flush()
+	}
+}
+
+type kafkaSeqOut struct {
+	Key    int64 `json:"key"`
+	Seq    int64 `json:"seq"`
+	Prev   int64 `json:"prev"`
+	part   int32
+	msgKey string
+}
+
+// readTopic reads a topic to its end, read_committed, with weir's source.
+func readTopic[T any](t *testing.T, conn kafka.Conn, topic string, d kafka.Deserializer[T]) []T {
+	t.Helper()
+	ctx := context.Background()
+	r, err := kafka.NewSource(conn, topic, d, kafka.Bounded()).Open(ctx, weir.SubtaskInfo{Index: 0, Parallelism: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var out []T
+	for deadline := time.Now().Add(2 * time.Minute); time.Now().Before(deadline); {
+		buf, err := r.Read(ctx, make([]T, 0, 1024))
+		out = append(out, buf...)
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("reading %s took more than two minutes", topic)
+	return nil
+}
+
+// checkKafkaSequence reads the sequence job's output topic and asserts that
+// every (key, seq) of 1..count is there exactly once, in seq order per key,
+// with prev = seq-1, keyed by the sequence key.
+func checkKafkaSequence(t *testing.T, conn kafka.Conn, topic string, keys, count int) {
+	t.Helper()
+	outs := readTopic(t, conn, topic, func(r *kafka.Record) (kafkaSeqOut, error) {
+		var o kafkaSeqOut
+		err := json.Unmarshal(r.Value, &o)
+		o.part, o.msgKey = r.Partition, string(r.Key)
+		return o, err
+	})
+	seen := map[[2]int64]int{}
+	last := map[int64]int64{}
+	partOf := map[int64]int32{}
+	var dup, disorder, bad int
+	for _, o := range outs {
+		seen[[2]int64{o.Key, o.Seq}]++
+		if seen[[2]int64{o.Key, o.Seq}] > 1 {
+			dup++
+			continue
+		}
+		if o.Seq != last[o.Key]+1 {
+			disorder++
+		}
+		last[o.Key] = o.Seq
+		if o.Prev != o.Seq-1 || o.msgKey != strconv.FormatInt(o.Key, 10) {
+			bad++
+		}
+		if p, ok := partOf[o.Key]; ok && p != o.part {
+			bad++
+		}
+		partOf[o.Key] = o.part
+	}
+	lost := 0
+	for k := range int64(keys) {
+		for s := int64(1); s <= int64(count); s++ {
+			if seen[[2]int64{k, s}] == 0 {
+				lost++
+			}
+		}
+	}
+	t.Logf("output %s: %d records; lost %d, duplicated %d, out of order %d, malformed %d", topic, len(outs), lost, dup, disorder, bad)
+	if lost != 0 || dup != 0 || disorder != 0 || bad != 0 {
+		t.Fatalf("not exactly once: lost %d, duplicated %d, out of order %d, malformed %d", lost, dup, disorder, bad)
+	}
+	noOpenTransactions(t, conn, topic)
+}
+
+// noOpenTransactions asserts that the last stable offset equals the high
+// watermark on every partition of topic: no transaction is left open.
+func noOpenTransactions(t *testing.T, conn kafka.Conn, topic string) {
+	t.Helper()
+	ctx := context.Background()
+	cl := kafkaClient(conn)
+	md, err := cl.Metadata(ctx, &kafkago.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs []kafkago.OffsetRequest
+	for _, p := range md.Topics[0].Partitions {
+		reqs = append(reqs, kafkago.LastOffsetOf(p.ID))
+	}
+	offsets := func(iso kafkago.IsolationLevel) map[int]int64 {
+		res, err := cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}, IsolationLevel: iso})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[int]int64{}
+		for _, p := range res.Topics[topic] {
+			if p.Error != nil {
+				t.Fatal(p.Error)
+			}
+			m[p.Partition] = p.LastOffset
+		}
+		return m
+	}
+	lso, hw := offsets(kafkago.ReadCommitted), offsets(kafkago.ReadUncommitted)
+	for p, h := range hw {
+		if lso[p] != h {
+			t.Errorf("%s partition %d: last stable offset %d, high watermark %d: a transaction is left open", topic, p, lso[p], h)
+		}
+	}
+}
+
+// kafkaSequenceArgs are the arguments of the sequence job from topic in
+// to topic out, exactly once, checkpoints every 500 ms.
+func kafkaSequenceArgs(conn kafka.Conn, dir, in, out string, rate int) []string {
+	return append([]string{
+		"--brokers", strings.Join(conn.Brokers, ","), "--input-topic", in, "--output-topic", out,
+		"--delivery", "exactly-once", "--bounded", "--rate", strconv.Itoa(rate), "--parallelism", "2",
+	}, checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "500ms")...)
+}
+
+// TestKafkaSequenceExactlyOnceKills runs the sequence job from a
+// multi-partition topic to a transactional sink and SIGKILLs it at random
+// moments at least 20 times: every (key, seq) is in the output exactly
+// once, in order, and no transaction is left open.
+func TestKafkaSequenceExactlyOnceKills(t *testing.T) {
+	conn := kafkaBroker(t)
+	const keys, count = 8, 30000
+	in := kafkaTopic(t, conn, "in", 4)
+	out := kafkaTopic(t, conn, "out", 3)
+	preloadSequence(t, conn, in, keys, count)
+	args := kafkaSequenceArgs(conn, t.TempDir(), in, out, 20000)
+	rng := rand.New(rand.NewPCG(crashSeed(t), 5))
+	if n := killUntilDone(t, rng, 20, 300*time.Millisecond, 900*time.Millisecond, "sequence", args...); n < 20 {
+		t.Fatalf("%d kills landed before the job finished, want 20", n)
+	}
+	checkKafkaSequence(t, conn, out, keys, count)
+}
+
+// TestKafkaSequenceFailpoints kills the job at the moments of the
+// two-phase commit that matter: after the barrier flush, after the
+// manifest, before, during and after EndTxn.
+func TestKafkaSequenceFailpoints(t *testing.T) {
+	conn := kafkaBroker(t)
+	const keys, count = 4, 3000
+	for _, fp := range []string{"kafka-after-flush@3", "after-manifest@3", "kafka-before-endtxn@3", "kafka-during-endtxn@3", "kafka-after-endtxn@3"} {
+		t.Run(fp, func(t *testing.T) {
+			in := kafkaTopic(t, conn, "in", 4)
+			out := kafkaTopic(t, conn, "out", 3)
+			preloadSequence(t, conn, in, keys, count)
+			args := kafkaSequenceArgs(conn, t.TempDir(), in, out, 4000)
+			p := startJob(t, []string{"WEIR_FAILPOINT=" + fp}, "sequence", args...)
+			if ws := p.wait(t); !sigkilled(ws) || !strings.Contains(p.stderr.String(), "failpoint") {
+				t.Fatalf("WEIR_FAILPOINT=%s: %s, want killed at the failpoint; stderr:\n%s", fp, describe(ws), tail(p.stderr.String()))
+			}
+			runToEnd(t, "sequence", args...)
+			checkKafkaSequence(t, conn, out, keys, count)
+		})
+	}
+}
+
+// TestKafkaZombieIsFenced pauses a running job with SIGSTOP, starts its
+// replacement on the same checkpoints, then resumes the paused one: the
+// zombie's next request is refused as fenced, it fails, and the output is
+// still exactly once.
+func TestKafkaZombieIsFenced(t *testing.T) {
+	conn := kafkaBroker(t)
+	const keys, count = 4, 10000
+	in := kafkaTopic(t, conn, "in", 4)
+	out := kafkaTopic(t, conn, "out", 3)
+	preloadSequence(t, conn, in, keys, count)
+	dir := t.TempDir()
+	args := kafkaSequenceArgs(conn, dir, in, out, 10000)
+	zombieArgs := append(append([]string{}, args...), "--state-dir", filepath.Join(dir, "zombie-state"), "--restart-attempts", "0")
+	zombie := startJob(t, nil, "sequence", zombieArgs...)
+	time.Sleep(1500 * time.Millisecond) // a few checkpoints
+	if err := zombie.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	replacement := startJob(t, nil, "sequence", args...)
+	time.Sleep(1500 * time.Millisecond) // the replacement fenced the zombie's ids and runs
+	if err := zombie.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	ws := zombie.wait(t)
+	if ws.Exited() && ws.ExitStatus() == 0 {
+		t.Fatalf("the zombie finished normally; stderr:\n%s", tail(zombie.stderr.String()))
+	}
+	if s := zombie.stderr.String(); !strings.Contains(s, "ProducerFenced") && !strings.Contains(s, "Invalid Producer Epoch") && !strings.Contains(strings.ToLower(s), "fenced") {
+		t.Fatalf("the zombie failed (%s), but not because it was fenced; stderr:\n%s", describe(ws), tail(s))
+	}
+	if ws := replacement.wait(t); !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("replacement: %s; stderr:\n%s", describe(ws), tail(replacement.stderr.String()))
+	}
+	checkKafkaSequence(t, conn, out, keys, count)
+}
