@@ -143,7 +143,7 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.IntVar(&rf.checkpointRetain, "checkpoint-retain", DefaultRetain, "completed checkpoints to keep")
 	fs.IntVar(&rf.tolerableFailures, "checkpoint-tolerable-failures", 3, "consecutive failed checkpoints tolerated before the job fails (-1: any number)")
 	fs.StringVar(&rf.restore, "restore", "latest", "what to start from: latest (the newest valid checkpoint in --checkpoint-dir, if any), none, or the path of a checkpoint (DIR/chk-ID)")
-	fs.IntVar(&rf.restartAttempts, "restart-attempts", 3, "with checkpoints, how many times a failed job restarts in-process from its latest checkpoint (0: never)")
+	fs.IntVar(&rf.restartAttempts, "restart-attempts", 3, "with checkpoints, how many times in a row a failed job restarts in-process from its latest checkpoint (0: never); an attempt that completes a checkpoint resets the count")
 	fs.DurationVar(&rf.restartDelay, "restart-delay", time.Second, "delay before the first restart")
 	fs.StringVar(&rf.restartBackoff, "restart-backoff", "fixed", "restart delays: fixed, or exponential (doubling up to 1m)")
 	own := map[string]bool{}
@@ -414,33 +414,43 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 }
 
 // runWithRestarts runs the job and, with checkpoints, restarts it from its
-// latest checkpoint after a failure, as the restart flags allow.
+// latest checkpoint after a failure, as the restart flags allow. An attempt
+// that completed a checkpoint made progress: the count of attempts and the
+// delay start again, so a long-running job survives any number of
+// failures that are far apart (a broker restart a week) but not a crash
+// loop.
 func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, logger *slog.Logger) error {
 	delay := rf.restartDelay
-	var completed atomic.Bool
+	var completed atomic.Int64
 	if cfg.Checkpoint != nil {
 		cc := *cfg.Checkpoint
 		user := cc.OnComplete
 		cc.OnComplete = func(st CheckpointStats) {
-			completed.Store(true)
+			completed.Add(1)
 			if user != nil {
 				user(st)
 			}
 		}
 		cfg.Checkpoint = &cc
 	}
-	for attempt := 1; ; attempt++ {
+	failures := 0
+	for {
+		before := completed.Load()
 		err := Run(ctx, g, cfg)
 		if err == nil || cfg.Checkpoint == nil || ctx.Err() != nil {
 			return err
 		}
-		if attempt > rf.restartAttempts {
+		if completed.Load() > before {
+			failures, delay = 0, rf.restartDelay
+		}
+		failures++
+		if failures > rf.restartAttempts {
 			if rf.restartAttempts > 0 {
 				logger.Error("restart attempts exhausted", "attempts", rf.restartAttempts)
 			}
 			return err
 		}
-		logger.Error("job failed; restarting from the latest checkpoint", "err", err, "attempt", attempt, "of", rf.restartAttempts, "delay", delay)
+		logger.Error("job failed; restarting from the latest checkpoint", "err", err, "attempt", failures, "of", rf.restartAttempts, "delay", delay)
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
@@ -451,7 +461,7 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 		}
 		// Once an attempt completed a checkpoint, later ones restore the
 		// newest; until then they start as the user asked (--restore).
-		if completed.Load() {
+		if completed.Load() > 0 {
 			cfg.Checkpoint.Restore = Restore{Mode: RestoreLatest}
 		}
 	}

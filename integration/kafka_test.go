@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -187,18 +188,28 @@ func noOpenTransactions(t *testing.T, conn kafka.Conn, topic string) {
 		reqs = append(reqs, kafkago.LastOffsetOf(p.ID))
 	}
 	offsets := func(iso kafkago.IsolationLevel) map[int]int64 {
-		res, err := cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}, IsolationLevel: iso})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[int]int64{}
-		for _, p := range res.Topics[topic] {
-			if p.Error != nil {
-				t.Fatal(p.Error)
+		// A broker that just restarted may answer with errors for a
+		// moment: retry.
+		var err error
+		for range 50 {
+			var res *kafkago.ListOffsetsResponse
+			res, err = cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{topic: reqs}, IsolationLevel: iso})
+			if err == nil {
+				m := map[int]int64{}
+				for _, p := range res.Topics[topic] {
+					if p.Error != nil {
+						err = p.Error
+					}
+					m[p.Partition] = p.LastOffset
+				}
+				if err == nil {
+					return m
+				}
 			}
-			m[p.Partition] = p.LastOffset
+			time.Sleep(200 * time.Millisecond)
 		}
-		return m
+		t.Fatalf("list offsets of %s: %v", topic, err)
+		return nil
 	}
 	lso, hw := offsets(kafkago.ReadCommitted), offsets(kafkago.ReadUncommitted)
 	for p, h := range hw {
@@ -291,4 +302,149 @@ func TestKafkaZombieIsFenced(t *testing.T) {
 		t.Fatalf("replacement: %s; stderr:\n%s", describe(ws), tail(replacement.stderr.String()))
 	}
 	checkKafkaSequence(t, conn, out, keys, count)
+}
+
+// privateBroker starts a broker of the test's own (for tests that stop
+// it) and returns its connection and directory.
+func privateBroker(t *testing.T) (kafka.Conn, string) {
+	t.Helper()
+	kafkaBroker(t) // skips or fails like the others without Kafka
+	dir := t.TempDir()
+	t.Cleanup(func() { exec.Command("kafka/broker.sh", "stop", dir).Run() })
+	addr := brokerCmd(t, "start", dir)
+	return kafka.Conn{Brokers: []string{addr}, RequestTimeout: 30 * time.Second}, dir
+}
+
+func brokerCmd(t *testing.T, verb, dir string) string {
+	t.Helper()
+	cmd := exec.Command("kafka/broker.sh", verb, dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("broker.sh %s: %v\n%s", verb, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestKafkaBrokerRestart stops and restarts the broker while the job runs:
+// the job rides it out by itself (retrying, or restarting from its
+// checkpoint), finishes, and its output is exactly once.
+func TestKafkaBrokerRestart(t *testing.T) {
+	conn, dir := privateBroker(t)
+	const keys, count = 4, 12000
+	in := kafkaTopic(t, conn, "in", 4)
+	out := kafkaTopic(t, conn, "out", 3)
+	preloadSequence(t, conn, in, keys, count)
+	args := append(kafkaSequenceArgs(conn, t.TempDir(), in, out, 8000), "--restart-attempts", "10")
+	job := startJob(t, nil, "sequence", args...)
+	time.Sleep(2 * time.Second)
+	brokerCmd(t, "stop", dir)
+	select {
+	case <-job.done:
+		t.Fatalf("the job ended before the broker stopped; stderr:\n%s", tail(job.stderr.String()))
+	default:
+	}
+	t.Log("broker stopped")
+	time.Sleep(3 * time.Second)
+	if addr := brokerCmd(t, "start", dir); addr != conn.Brokers[0] {
+		t.Fatalf("the broker came back at %s, not %s", addr, conn.Brokers[0])
+	}
+	t.Log("broker started again")
+	if ws := job.wait(t); !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("job: %s; stderr:\n%s", describe(ws), tail(job.stderr.String()))
+	}
+	t.Logf("the job restarted %d times in-process", strings.Count(job.stderr.String(), "restarting from the latest checkpoint"))
+	checkKafkaSequence(t, conn, out, keys, count)
+}
+
+// TestKafkaUnreachableBroker: a job whose brokers do not answer fails with
+// an error that names them, in bounded time, instead of hanging.
+func TestKafkaUnreachableBroker(t *testing.T) {
+	kafkaBroker(t)
+	dir := t.TempDir()
+	start := time.Now()
+	r := run(t, nil, "sequence", append([]string{"--brokers", "127.0.0.1:1", "--input-topic", "in", "--output-topic", "out", "--restart-attempts", "0"},
+		checkpointArgs(filepath.Join(dir, "ckpt"), filepath.Join(dir, "state"), "1s")...)...)
+	if r.code != 1 || !strings.Contains(r.stderr, "cannot reach brokers 127.0.0.1:1") {
+		t.Fatalf("exit %d, want 1 with an error naming the broker; stderr:\n%s", r.code, tail(r.stderr))
+	}
+	t.Logf("failed after %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestKafkaSASL runs the job over the broker's SASL listeners: SCRAM-SHA-512
+// over TLS (trusting the broker's CA) with the password in a file, and
+// PLAIN over plaintext with the password in the environment. The password
+// never shows in the job's output or its checkpoints; a wrong one is a
+// clear error.
+func TestKafkaSASL(t *testing.T) {
+	conn := kafkaBroker(t)
+	bdir := os.Getenv("WEIR_KAFKA_DIR")
+	if bdir == "" {
+		t.Fatal("WEIR_KAFKA_DIR is not set: the SASL listeners' addresses are in the broker's directory (scripts/test sets it)")
+	}
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(bdir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	const password = "weir-secret"
+	pwFile := filepath.Join(t.TempDir(), "password")
+	if err := os.WriteFile(pwFile, []byte(password+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		env  []string
+		args []string
+	}{
+		{"scram-sha-512-tls", nil, []string{"--brokers", read("bootstrap.sasl_ssl"), "--kafka-ca-file", filepath.Join(bdir, "ca.pem"),
+			"--kafka-sasl", "SCRAM-SHA-512", "--kafka-user", "weir", "--kafka-password-file", pwFile}},
+		{"scram-sha-256-tls", nil, []string{"--brokers", read("bootstrap.sasl_ssl"), "--kafka-ca-file", filepath.Join(bdir, "ca.pem"),
+			"--kafka-sasl", "SCRAM-SHA-256", "--kafka-user", "weir", "--kafka-password-file", pwFile}},
+		{"plain", []string{"WEIR_KAFKA_PASSWORD=" + password}, []string{"--brokers", read("bootstrap.sasl"), "--kafka-sasl", "PLAIN", "--kafka-user", "weir"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const keys, count = 3, 500
+			in := kafkaTopic(t, conn, "in", 2)
+			out := kafkaTopic(t, conn, "out", 2)
+			preloadSequence(t, conn, in, keys, count)
+			dir := t.TempDir()
+			args := append(append([]string{"--input-topic", in, "--output-topic", out, "--delivery", "exactly-once", "--bounded", "--parallelism", "2", "--log-level", "debug"},
+				checkpointArgs(filepath.Join(dir, "ckpt"), filepath.Join(dir, "state"), "200ms")...), tc.args...)
+			r := run(t, tc.env, "sequence", args...)
+			if r.code != 0 {
+				t.Fatalf("exit %d; stderr:\n%s", r.code, tail(r.stderr))
+			}
+			if strings.Contains(r.stderr+r.stdout, password) {
+				t.Fatal("the password shows in the job's output")
+			}
+			filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+				if err == nil && !d.IsDir() {
+					if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), password) {
+						t.Errorf("the password is written in %s", path)
+					}
+				}
+				return nil
+			})
+			checkKafkaSequence(t, conn, out, keys, count)
+
+			// A wrong password: a clear error, no hang.
+			bad := append(append([]string{}, args...), "--restart-attempts", "0", "--checkpoint-dir", filepath.Join(dir, "ckpt2"), "--state-dir", filepath.Join(dir, "state2"))
+			env := tc.env
+			if env != nil {
+				env = []string{"WEIR_KAFKA_PASSWORD=wrong"}
+			} else {
+				wrong := filepath.Join(dir, "wrong")
+				os.WriteFile(wrong, []byte("wrong"), 0o600)
+				bad = append(bad, "--kafka-password-file", wrong)
+			}
+			r = run(t, env, "sequence", bad...)
+			if r.code != 1 || !strings.Contains(r.stderr, "Authentication") {
+				t.Fatalf("wrong password: exit %d, want 1 with an authentication error; stderr:\n%s", r.code, tail(r.stderr))
+			}
+		})
+	}
 }

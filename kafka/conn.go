@@ -121,17 +121,22 @@ func (c *client) roundTrip(ctx context.Context, req protocol.Message) (protocol.
 
 // partitions returns the partitions of topic, sorted, and fails clearly
 // when the cluster cannot be reached in time or the topic does not exist.
+//
+// It is the first request of a source or sink, so it gives up sooner than
+// others (at most 10 s): an unreachable cluster at start is an error, and
+// the job's restarts try again.
 func (c *client) partitions(ctx context.Context, topic string) ([]int32, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.conn.requestTimeout())
+	limit := min(c.conn.requestTimeout(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for {
 		res, err := c.roundTrip(ctx, &metadata.Request{TopicNames: []string{topic}})
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("kafka: cannot reach brokers %s within %v: %w", strings.Join(c.conn.Brokers, ","), c.conn.requestTimeout(), err)
-			}
-			if sleep(ctx, 200*time.Millisecond) != nil {
+			if !retriable(err) {
 				return nil, err
+			}
+			if ctx.Err() != nil || sleep(ctx, 200*time.Millisecond) != nil {
+				return nil, fmt.Errorf("cannot reach brokers %s within %v (check --brokers, the network and the brokers' listeners): %w", strings.Join(c.conn.Brokers, ","), limit, err)
 			}
 			continue
 		}
@@ -206,12 +211,13 @@ type ConnFlags struct {
 	user         string
 	password     string
 	passwordFile string
+	timeout      time.Duration
 }
 
 // RegisterConnFlags declares the connection flags on fs: --brokers,
 // --kafka-tls, --kafka-ca-file, --kafka-cert-file, --kafka-key-file,
-// --kafka-server-name, --kafka-sasl, --kafka-user, --kafka-password and
-// --kafka-password-file.
+// --kafka-server-name, --kafka-sasl, --kafka-user, --kafka-password,
+// --kafka-password-file and --kafka-timeout.
 func RegisterConnFlags(fs *flag.FlagSet) *ConnFlags {
 	f := &ConnFlags{}
 	fs.StringVar(&f.brokers, "brokers", "", "Kafka bootstrap brokers, host:port[,host:port...]")
@@ -224,6 +230,7 @@ func RegisterConnFlags(fs *flag.FlagSet) *ConnFlags {
 	fs.StringVar(&f.user, "kafka-user", "", "SASL user name")
 	fs.StringVar(&f.password, "kafka-password", "", "SASL password (prefer WEIR_KAFKA_PASSWORD or --kafka-password-file: flags show in the process list)")
 	fs.StringVar(&f.passwordFile, "kafka-password-file", "", "file holding the SASL password")
+	fs.DurationVar(&f.timeout, "kafka-timeout", 30*time.Second, "how long Kafka requests are retried while no broker answers (a broker restart) before the job fails")
 	return f
 }
 
@@ -242,6 +249,13 @@ func (f *ConnFlags) Conn() (Conn, error) {
 	if len(c.Brokers) == 0 {
 		return c, errors.New("--brokers: no broker address given")
 	}
+	if err := c.check(); err != nil {
+		return c, fmt.Errorf("--brokers: %w", err)
+	}
+	if f.timeout <= 0 {
+		return c, fmt.Errorf("--kafka-timeout %v: must be positive", f.timeout)
+	}
+	c.RequestTimeout = f.timeout
 	if f.tls || f.caFile != "" || f.certFile != "" {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: f.serverName}
 		if f.caFile != "" {

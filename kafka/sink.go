@@ -182,6 +182,9 @@ func (s *Sink[T]) Recover(ctx context.Context, info weir.SubtaskInfo, pending []
 		return err
 	}
 	defer c.close()
+	if _, err := c.partitions(ctx, s.topic); err != nil {
+		return fmt.Errorf("kafka sink: %w", err)
+	}
 	pool, err := s.recover(ctx, c, info, st)
 	if err != nil {
 		return err

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
@@ -778,14 +780,19 @@ func readBytes(b protocol.Bytes) ([]byte, error) {
 func retriable(err error) bool {
 	var ke kafkago.Error
 	if errors.As(err, &ke) {
-		return ke.Temporary()
+		return coordinatorBusy(ke)
 	}
-	var pe interface{ Temporary() bool }
-	if errors.As(err, &pe) {
-		return pe.Temporary()
+	for _, e := range []error{syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE, syscall.ECONNABORTED, io.EOF, io.ErrUnexpectedEOF, net.ErrClosed, context.DeadlineExceeded} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
 	}
 	s := err.Error()
-	for _, m := range []string{"connection refused", "connection reset", "broken pipe", "EOF", "i/o timeout", "no such host", "deadline exceeded"} {
+	for _, m := range []string{"connection refused", "connection reset", "broken pipe", "EOF", "i/o timeout"} {
 		if strings.Contains(s, m) {
 			return true
 		}
