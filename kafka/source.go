@@ -14,7 +14,6 @@ import (
 	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
-	"github.com/segmentio/kafka-go/protocol"
 	"github.com/segmentio/kafka-go/protocol/fetch"
 
 	"github.com/weirstream/weir"
@@ -547,7 +546,9 @@ func (r *sourceReader[T]) Close() error {
 }
 
 // fetchLoop fetches the partitions' records and hands them to Read,
-// decoded, until ctx ends or an error that retrying does not cure.
+// decoded, until ctx ends or an error that retrying does not cure. It
+// fetches the partitions of each leader broker in one request, on a
+// connection of its own.
 func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
 	defer close(r.done)
 	if len(parts) == 0 {
@@ -555,16 +556,19 @@ func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
 		return
 	}
 	s := r.src
-	idx := map[int32]int{}
-	for i, p := range parts {
-		idx[p.id] = i
-	}
-	bounded := s.cfg.bounded
 	iso := int8(0)
 	if s.cfg.readCommitted {
 		iso = 1
 	}
+	conns := map[string]*fetchConn{}
+	defer func() {
+		for _, fc := range conns {
+			fc.close()
+		}
+	}()
 	var failingSince time.Time
+	// fail reports whether to go on: it waits a little after an error
+	// worth retrying, or hands the error to Read.
 	fail := func(err error) bool {
 		if failingSince.IsZero() {
 			failingSince = time.Now()
@@ -578,83 +582,122 @@ func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
 		}
 		return false
 	}
-	var recs []Record
+	var (
+		leaders map[int32]string
+		batches []fetchedBatch
+		recs    []Record
+	)
 	for ctx.Err() == nil {
-		req := &fetch.Request{
-			ReplicaID:      -1,
-			MaxWaitTime:    int32(s.cfg.maxWait.Milliseconds()),
-			MinBytes:       1,
-			MaxBytes:       int32(len(parts)) * s.cfg.partitionBytes,
-			IsolationLevel: iso,
-			SessionEpoch:   -1,
-			Topics:         []fetch.RequestTopic{{Topic: s.topic}},
-		}
-		for _, p := range parts {
-			if bounded && p.offset >= p.end {
+		if leaders == nil {
+			var err error
+			if leaders, err = r.c.leaders(ctx, s.topic); err != nil {
+				leaders = nil
+				if ctx.Err() != nil || !fail(fmt.Errorf("kafka source: %w", err)) {
+					return
+				}
 				continue
 			}
-			req.Topics[0].Partitions = append(req.Topics[0].Partitions, fetch.RequestPartition{
-				Partition: p.id, CurrentLeaderEpoch: -1, FetchOffset: p.offset, LogStartOffset: -1, PartitionMaxBytes: s.cfg.partitionBytes,
-			})
 		}
-		if len(req.Topics[0].Partitions) == 0 {
+		groups := map[string][]int{}
+		var order []string
+		for i, p := range parts {
+			if s.cfg.bounded && p.offset >= p.end {
+				continue
+			}
+			a := leaders[p.id]
+			if _, ok := groups[a]; !ok {
+				order = append(order, a)
+			}
+			groups[a] = append(groups[a], i)
+		}
+		if len(order) == 0 {
 			<-ctx.Done() // Bounded: all read
 			return
 		}
-		res, err := r.c.roundTrip(ctx, req)
-		if err != nil {
-			if ctx.Err() != nil || !fail(fmt.Errorf("kafka source: fetch %s: %w", s.topic, err)) {
-				return
+		progress := true
+		for _, addr := range order {
+			idxs := groups[addr]
+			fc := conns[addr]
+			if fc == nil {
+				var err error
+				if fc, err = r.c.dialFetch(ctx, addr); err != nil {
+					leaders, progress = nil, false
+					if ctx.Err() != nil || !fail(fmt.Errorf("kafka source: connect to %s: %w", addr, err)) {
+						return
+					}
+					break
+				}
+				conns[addr] = fc
 			}
-			continue
-		}
-		fr := res.(*fetch.Response)
-		if fr.ErrorCode != 0 {
-			if !fail(fmt.Errorf("kafka source: fetch %s: %w", s.topic, kafkago.Error(fr.ErrorCode))) {
-				return
+			req := &fetch.Request{
+				ReplicaID:      -1,
+				MaxWaitTime:    int32(s.cfg.maxWait.Milliseconds()),
+				MinBytes:       1,
+				MaxBytes:       int32(len(idxs)) * s.cfg.partitionBytes,
+				IsolationLevel: iso,
+				SessionEpoch:   -1,
+				Topics:         []fetch.RequestTopic{{Topic: s.topic}},
 			}
-			continue
-		}
-		failed := false
-		for _, t := range fr.Topics {
-			for _, pr := range t.Partitions {
-				i, ok := idx[pr.Partition]
-				if !ok {
+			for _, i := range idxs {
+				req.Topics[0].Partitions = append(req.Topics[0].Partitions, fetch.RequestPartition{
+					Partition: parts[i].id, CurrentLeaderEpoch: -1, FetchOffset: parts[i].offset, LogStartOffset: -1, PartitionMaxBytes: s.cfg.partitionBytes,
+				})
+			}
+			res, err := fc.fetch(req, time.Now().Add(s.cfg.maxWait+s.conn.requestTimeout()))
+			if err == nil && res.errorCode != 0 {
+				err = kafkago.Error(res.errorCode)
+			}
+			if err != nil {
+				fc.close()
+				delete(conns, addr)
+				leaders, progress = nil, false
+				if ctx.Err() != nil || !fail(fmt.Errorf("kafka source: fetch %s from %s: %w", s.topic, addr, err)) {
+					return
+				}
+				break
+			}
+			for _, pr := range res.parts {
+				i := -1
+				for _, j := range idxs {
+					if parts[j].id == pr.partition {
+						i = j
+					}
+				}
+				if i < 0 || pr.topic != s.topic {
 					continue
 				}
 				p := &parts[i]
-				if pr.ErrorCode != 0 {
-					e := kafkago.Error(pr.ErrorCode)
+				if pr.errorCode != 0 {
+					e := kafkago.Error(pr.errorCode)
 					err := fmt.Errorf("kafka source: topic %s partition %d offset %d: %w", s.topic, p.id, p.offset, e)
 					if e == kafkago.OffsetOutOfRange {
 						err = fmt.Errorf("%w (the offset is no longer, or not yet, in the log: retention deleted records the job had not read, or the topic was recreated)", err)
 					}
+					leaders, progress = nil, false
 					if !fail(err) {
 						return
 					}
-					failed = true
 					continue
 				}
-				batches, err := decodeBatches(s.topic, p.id, pr.RecordSet)
+				var err error
+				batches, err = parseBatches(s.topic, p.id, pr.records, batches[:0])
 				if err != nil {
 					if !fail(fmt.Errorf("kafka source: topic %s partition %d offset %d: %w", s.topic, p.id, p.offset, err)) {
 						return
 					}
-					failed = true
+					progress = false
 					continue
 				}
-				var aborted []abortedTxn
-				if s.cfg.readCommitted {
-					for _, a := range pr.AbortedTransactions {
-						aborted = append(aborted, abortedTxn{a.ProducerID, a.FirstOffset})
-					}
+				aborted := pr.aborted
+				if !s.cfg.readCommitted {
+					aborted = nil
 				}
 				var next int64
 				recs, next = readCommitted(batches, aborted, p.offset, recs[:0])
 				if next == p.offset {
 					continue
 				}
-				if bounded {
+				if s.cfg.bounded {
 					// Records past the end are not this run's.
 					k := len(recs)
 					for k > 0 && recs[k-1].Offset >= p.end {
@@ -662,16 +705,13 @@ func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
 					}
 					recs = recs[:k]
 					next = min(next, max(p.end, p.offset))
-					if k > 0 {
-						next = max(next, recs[k-1].Offset+1)
-					}
 				}
 				c, err := r.decodeChunk(p.index, recs, next)
 				if err != nil {
 					if !fail(err) {
 						return
 					}
-					failed = true
+					progress = false
 					continue
 				}
 				p.offset = next
@@ -682,7 +722,7 @@ func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
 				}
 			}
 		}
-		if !failed {
+		if progress {
 			failingSince = time.Time{}
 		}
 	}
@@ -705,74 +745,6 @@ func (r *sourceReader[T]) decodeChunk(part int, recs []Record, next int64) (chun
 		c.ts = append(c.ts, recs[i].Time)
 	}
 	return c, nil
-}
-
-// decodeBatches turns a fetch response's record set into batches with
-// their records copied out of kafka-go's buffers.
-func decodeBatches(topic string, part int32, rs protocol.RecordSet) ([]fetchedBatch, error) {
-	if rs.Records == nil {
-		return nil, nil
-	}
-	stream, ok := rs.Records.(*protocol.RecordStream)
-	var readers []protocol.RecordReader
-	if ok {
-		readers = stream.Records
-	} else {
-		readers = []protocol.RecordReader{rs.Records}
-	}
-	batches := make([]fetchedBatch, 0, len(readers))
-	for _, rr := range readers {
-		var b fetchedBatch
-		switch x := rr.(type) {
-		case *protocol.ControlBatch:
-			b = fetchedBatch{base: x.BaseOffset, last: x.BaseOffset, producerID: x.ProducerID, transactional: true, control: true}
-			cr, err := x.ReadControlRecord()
-			if err != nil {
-				return nil, fmt.Errorf("control record at offset %d: %w", x.BaseOffset, err)
-			}
-			b.abortMarker = cr.Type == 0
-			b.last = cr.Offset
-			batches = append(batches, b)
-			continue
-		case *protocol.RecordBatch:
-			b = fetchedBatch{base: x.BaseOffset, last: x.BaseOffset, producerID: x.ProducerID, transactional: x.Attributes.Transactional()}
-		case *protocol.MessageSet:
-			b = fetchedBatch{base: x.BaseOffset, last: x.BaseOffset, producerID: -1}
-		default:
-			return nil, fmt.Errorf("unexpected record batch type %T", rr)
-		}
-		for {
-			rec, err := rr.ReadRecord()
-			if err != nil {
-				if errors.Is(err, io.EOF) {
-					break
-				}
-				return nil, fmt.Errorf("record after offset %d: %w", b.last, err)
-			}
-			out := Record{Topic: topic, Partition: part, Offset: rec.Offset, Time: rec.Time.UnixMilli()}
-			if out.Key, err = readBytes(rec.Key); err == nil {
-				out.Value, err = readBytes(rec.Value)
-			}
-			if err != nil {
-				return nil, fmt.Errorf("record at offset %d: %w", rec.Offset, err)
-			}
-			for _, h := range rec.Headers {
-				out.Headers = append(out.Headers, Header{Key: h.Key, Value: h.Value})
-			}
-			b.records = append(b.records, out)
-			b.last = rec.Offset
-		}
-		batches = append(batches, b)
-	}
-	return batches, nil
-}
-
-func readBytes(b protocol.Bytes) ([]byte, error) {
-	if b == nil {
-		return nil, nil
-	}
-	defer b.Close()
-	return protocol.ReadAll(b)
 }
 
 // retriable reports whether an error may pass by itself: the network, a
