@@ -448,3 +448,63 @@ func TestKafkaSASL(t *testing.T) {
 		})
 	}
 }
+
+// TestKafkaDeadLetters feeds the sequence job records that do not parse
+// among good ones and kills it a few times: the good records reach the
+// output exactly once, and every bad one reaches the dead-letter topic
+// exactly once, with its key, value and headers and the error headers.
+func TestKafkaDeadLetters(t *testing.T) {
+	conn := kafkaBroker(t)
+	const keys, count, bad = 4, 5000, 300
+	in := kafkaTopic(t, conn, "in", 4)
+	out := kafkaTopic(t, conn, "out", 2)
+	dlq := kafkaTopic(t, conn, "dlq", 2)
+	// Bad records before and after the good ones, so that the runs the
+	// kills cut short replay some of both.
+	writeBad := func(from, to int) {
+		w := &kafkago.Writer{Addr: kafkago.TCP(conn.Brokers...), Topic: in, Balancer: kafkago.Murmur2Balancer{}, RequiredAcks: kafkago.RequireAll}
+		defer w.Close()
+		var msgs []kafkago.Message
+		for i := from; i < to; i++ {
+			msgs = append(msgs, kafkago.Message{Key: []byte(strconv.Itoa(i % keys)), Value: []byte("not-a-number-" + strconv.Itoa(i)),
+				Headers: []kafkago.Header{{Key: "origin", Value: []byte("test")}}})
+		}
+		if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeBad(0, bad/2)
+	preloadSequence(t, conn, in, keys, count)
+	writeBad(bad/2, bad)
+	args := append(kafkaSequenceArgs(conn, t.TempDir(), in, out, 10000), "--dead-letter-topic", dlq)
+	rng := rand.New(rand.NewPCG(crashSeed(t), 7))
+	killUntilDone(t, rng, 4, 300*time.Millisecond, 500*time.Millisecond, "sequence", args...)
+	checkKafkaSequence(t, conn, out, keys, count)
+
+	dead := readTopic(t, conn, dlq, kafka.Records())
+	seen := map[string]int{}
+	for _, r := range dead {
+		seen[string(r.Value)]++
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h["origin"] != "test" || h[kafka.HeaderTopic] != in || h[kafka.HeaderOffset] == "" || !strings.Contains(h[kafka.HeaderError], "want the seq number") {
+			t.Fatalf("dead letter %q: headers %v", r.Value, h)
+		}
+	}
+	var lost, dup int
+	for i := range bad {
+		switch n := seen["not-a-number-"+strconv.Itoa(i)]; {
+		case n == 0:
+			lost++
+		case n > 1:
+			dup++
+		}
+	}
+	t.Logf("dead-letter topic: %d records; lost %d, duplicated %d", len(dead), lost, dup)
+	if lost != 0 || dup != 0 || len(dead) != bad {
+		t.Fatalf("dead letters not exactly once: %d records, lost %d, duplicated %d", len(dead), lost, dup)
+	}
+	noOpenTransactions(t, conn, dlq)
+}

@@ -45,6 +45,7 @@ func main() {
 	outTopic := flag.String("output-topic", "", "with --brokers: topic to write the JSON objects to, keyed by the sequence key")
 	delivery := flag.String("delivery", "exactly-once", "with --output-topic: exactly-once or at-least-once")
 	bounded := flag.Bool("bounded", false, "with --input-topic: stop at the end the topic had when the job started")
+	deadLetters := flag.String("dead-letter-topic", "", "with --input-topic: write records that do not parse to this topic (exactly once, as --delivery says) instead of failing")
 	weir.Main("sequence", func(job *weir.Job) error {
 		switch {
 		case *keys < 1:
@@ -76,7 +77,14 @@ func main() {
 			if *bounded {
 				opts = append(opts, kafka.Bounded())
 			}
-			seq = weir.From(job, "in", kafka.NewSource(c, *inTopic, ParseSeq, opts...))
+			src := kafka.NewSource(c, *inTopic, ParseSeq, opts...)
+			if *deadLetters != "" {
+				var dead weir.Stream[kafka.DeadLetter]
+				seq, dead = kafka.FromWithDeadLetters(job, "in", src)
+				weir.To(dead, "dead-letters", kafka.NewSink(c, *deadLetters, kafka.DeadLetterMessages(), kafka.WithDelivery(d)))
+			} else {
+				seq = weir.From(job, "in", src)
+			}
 			if *rate > 0 {
 				seq = weir.Map(seq, "throttle", throttle[sources.Seq](*rate))
 			}
