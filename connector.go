@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/weirstream/weir/engine"
 )
 
 // SubtaskInfo describes one parallel instance (subtask) of an operator. It
@@ -76,6 +78,13 @@ type SinkWriter[T any] interface {
 type CheckpointedReader interface {
 	Position() ([]byte, error)
 }
+
+// CheckpointListener is a SourceReader that hears about its checkpoints:
+// CheckpointTaken(id) right after Position for checkpoint id, and
+// CheckpointComplete(id) on the reader's goroutine once checkpoint id (or a
+// later one) is complete, for side effects that must wait for a checkpoint,
+// such as committing offsets to a Kafka consumer group.
+type CheckpointListener = engine.CheckpointListener
 
 // RestorableSource is a Source whose readers can resume from a stored
 // position.

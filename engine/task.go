@@ -330,6 +330,11 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		}
 		return nil
 	})
+	if l, ok := r.(CheckpointListener); ok && t.ck != nil {
+		t.ck.committers = append(t.ck.committers, func(id uint64) error {
+			return oc.call(func() error { return l.CheckpointComplete(id) })
+		})
+	}
 	buf := make([]T, 0, t.batch)
 	wm, _ := r.(Watermarker)
 	var wake <-chan struct{}
@@ -439,6 +444,17 @@ type positioned interface {
 	Position() ([]byte, error)
 }
 
+// CheckpointListener is a Reader that hears about its checkpoints:
+// CheckpointTaken(id) right after its position for checkpoint id was
+// taken, in the same step, and CheckpointComplete(id) on the source's
+// goroutine once checkpoint id (or a later one) is complete. A Kafka
+// source uses it to commit the offsets of completed checkpoints to its
+// consumer group, for lag tools.
+type CheckpointListener interface {
+	CheckpointTaken(id uint64)
+	CheckpointComplete(id uint64) error
+}
+
 // Watermarker is a Reader that derives watermarks from what it read. After
 // every Read the source task asks for the watermark and sends it
 // downstream when it advanced (ok), then tells the reader whether the Read
@@ -459,6 +475,9 @@ func injectBarrier[T any](oc *OpContext, t *task, r Reader[T], out Output[T], id
 	if err != nil {
 		t.ck.c.decline(task, id, oc.wrap(fmt.Errorf("position at checkpoint %d: %w", id, err)))
 		return out.Control(barrier.NewCancel(id))
+	}
+	if l, ok := r.(CheckpointListener); ok {
+		l.CheckpointTaken(id)
 	}
 	t.ck.c.ack(task, id, stateHandle{Position: pos})
 	return out.Control(barrier.NewBarrier(id))

@@ -508,3 +508,45 @@ func TestKafkaDeadLetters(t *testing.T) {
 	}
 	noOpenTransactions(t, conn, dlq)
 }
+
+// TestKafkaGroupOffsets: with --group the source commits the offsets of
+// completed checkpoints to the consumer group, so lag tools see the job's
+// progress; at the end of a bounded run they are the end of the topic.
+func TestKafkaGroupOffsets(t *testing.T) {
+	conn := kafkaBroker(t)
+	const keys, count = 4, 2000
+	in := kafkaTopic(t, conn, "in", 4)
+	out := kafkaTopic(t, conn, "out", 2)
+	preloadSequence(t, conn, in, keys, count)
+	group := in + "-group"
+	r := run(t, nil, "sequence", append(kafkaSequenceArgs(conn, t.TempDir(), in, out, 10000), "--group", group, "--log-level", "debug")...)
+	if r.code != 0 {
+		t.Fatalf("exit %d; stderr:\n%s", r.code, tail(r.stderr))
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("stderr:\n%s", tail(r.stderr))
+		}
+	}()
+	checkKafkaSequence(t, conn, out, keys, count)
+	ctx := context.Background()
+	cl := kafkaClient(conn)
+	res, err := cl.OffsetFetch(ctx, &kafkago.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{in: {0, 1, 2, 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := cl.ListOffsets(ctx, &kafkago.ListOffsetsRequest{Topics: map[string][]kafkago.OffsetRequest{in: {
+		kafkago.LastOffsetOf(0), kafkago.LastOffsetOf(1), kafkago.LastOffsetOf(2), kafkago.LastOffsetOf(3)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := map[int]int64{}
+	for _, p := range ends.Topics[in] {
+		end[p.Partition] = p.LastOffset
+	}
+	for _, p := range res.Topics[in] {
+		if p.Error != nil || p.CommittedOffset != end[p.Partition] {
+			t.Errorf("partition %d: group %s committed offset %d (%v), want the end %d", p.Partition, group, p.CommittedOffset, p.Error, end[p.Partition])
+		}
+	}
+}

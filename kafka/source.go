@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -112,7 +113,15 @@ type sourceConfig struct {
 	maxWait        time.Duration
 	partitionBytes int32
 	bounded        bool
+	commitOffsets  bool
 }
+
+// CommitOffsets commits the offsets of every completed checkpoint to the
+// source's consumer group (see Group), so that lag tools (kafka-consumer-
+// groups, Burrow, exporters) see the job's progress. weir does not read
+// them back unless the start position is GroupOffsets and there is no
+// checkpoint. A failed commit is logged, never fatal.
+func CommitOffsets() SourceOption { return func(c *sourceConfig) { c.commitOffsets = true } }
 
 // Bounded makes the source end (and a job of bounded sources finish) once
 // it has read every partition up to the end it had when the subtask
@@ -200,8 +209,8 @@ func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored ma
 	if s.decode == nil {
 		return nil, fmt.Errorf("kafka source %q: no deserializer", s.topic)
 	}
-	if s.cfg.start.kind == startGroup && s.cfg.group == "" {
-		return nil, fmt.Errorf("kafka source %q: GroupOffsets needs a Group", s.topic)
+	if (s.cfg.start.kind == startGroup || s.cfg.commitOffsets) && s.cfg.group == "" {
+		return nil, fmt.Errorf("kafka source %q: GroupOffsets and CommitOffsets need a Group", s.topic)
 	}
 	c, err := newClient(s.conn)
 	if err != nil {
@@ -408,6 +417,20 @@ type sourceReader[T any] struct {
 	// Watermarks.
 	sent int64
 	idle bool
+
+	// CommitOffsets: the offsets taken at each checkpoint not yet
+	// complete, and whether a commit is on its way.
+	taken      []takenOffsets
+	commitMu   sync.Mutex
+	committing bool
+	toCommit   map[int32]int64
+	toCommitID uint64
+	commits    sync.WaitGroup
+}
+
+type takenOffsets struct {
+	checkpoint uint64
+	offsets    map[int32]int64
 }
 
 // Read implements weir.SourceReader: it returns the records fetched so
@@ -478,6 +501,79 @@ func (r *sourceReader[T]) Position() ([]byte, error) {
 	return encodeSourcePosition(r.src.topic, r.info, r.parts), nil
 }
 
+// CheckpointTaken implements weir.CheckpointListener.
+func (r *sourceReader[T]) CheckpointTaken(id uint64) {
+	if !r.src.cfg.commitOffsets {
+		return
+	}
+	offs := make(map[int32]int64, len(r.parts))
+	for _, ps := range r.parts {
+		offs[ps.partition] = ps.next
+	}
+	r.taken = append(r.taken, takenOffsets{id, offs})
+	if len(r.taken) > 64 { // checkpoints that never complete
+		r.taken = r.taken[len(r.taken)-64:]
+	}
+}
+
+// CheckpointComplete implements weir.CheckpointListener: it commits the
+// offsets of checkpoint id to the consumer group, in the background; while
+// a commit is on its way, newer offsets wait for it and replace older ones.
+func (r *sourceReader[T]) CheckpointComplete(id uint64) error {
+	var offs map[int32]int64
+	for len(r.taken) > 0 && r.taken[0].checkpoint <= id {
+		offs = r.taken[0].offsets
+		r.taken = r.taken[1:]
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	r.commitMu.Lock()
+	defer r.commitMu.Unlock()
+	r.toCommit, r.toCommitID = offs, id
+	if r.committing {
+		return nil
+	}
+	r.committing = true
+	r.commits.Add(1)
+	go r.commitLoop()
+	return nil
+}
+
+func (r *sourceReader[T]) commitLoop() {
+	defer r.commits.Done()
+	s := r.src
+	kc := &kafkago.Client{Addr: r.c.addr, Transport: r.c.t}
+	for {
+		r.commitMu.Lock()
+		offs, id := r.toCommit, r.toCommitID
+		r.toCommit = nil
+		if offs == nil {
+			r.committing = false
+			r.commitMu.Unlock()
+			return
+		}
+		r.commitMu.Unlock()
+		var commits []kafkago.OffsetCommit
+		for p, o := range offs {
+			commits = append(commits, kafkago.OffsetCommit{Partition: int(p), Offset: o})
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.conn.requestTimeout())
+		res, err := kc.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: s.cfg.group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{s.topic: commits}})
+		cancel()
+		if err == nil {
+			for _, ps := range res.Topics[s.topic] {
+				if ps.Error != nil {
+					err = ps.Error
+				}
+			}
+		}
+		if err != nil && r.info.Logger != nil {
+			r.info.Logger.Warn("kafka source: commit offsets to the consumer group", "group", s.cfg.group, "topic", s.topic, "checkpoint", id, "err", err)
+		}
+	}
+}
+
 // Watermark implements engine.Watermarker: the least watermark of the
 // partitions that are not idle.
 func (r *sourceReader[T]) Watermark() (int64, bool) {
@@ -541,6 +637,7 @@ func (r *sourceReader[T]) Idle(read bool) (idle, changed bool) {
 func (r *sourceReader[T]) Close() error {
 	r.cancel()
 	<-r.done
+	r.commits.Wait()
 	r.c.close()
 	return nil
 }

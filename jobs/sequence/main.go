@@ -45,6 +45,7 @@ func main() {
 	outTopic := flag.String("output-topic", "", "with --brokers: topic to write the JSON objects to, keyed by the sequence key")
 	delivery := flag.String("delivery", "exactly-once", "with --output-topic: exactly-once or at-least-once")
 	bounded := flag.Bool("bounded", false, "with --input-topic: stop at the end the topic had when the job started")
+	group := flag.String("group", "", "with --input-topic: consumer group to commit the offsets of completed checkpoints to (for lag tools)")
 	deadLetters := flag.String("dead-letter-topic", "", "with --input-topic: write records that do not parse to this topic (exactly once, as --delivery says) instead of failing")
 	weir.Main("sequence", func(job *weir.Job) error {
 		switch {
@@ -76,6 +77,9 @@ func main() {
 			var opts []kafka.SourceOption
 			if *bounded {
 				opts = append(opts, kafka.Bounded())
+			}
+			if *group != "" {
+				opts = append(opts, kafka.Group(*group), kafka.CommitOffsets())
 			}
 			src := kafka.NewSource(c, *inTopic, ParseSeq, opts...)
 			if *deadLetters != "" {
