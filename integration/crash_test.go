@@ -420,6 +420,11 @@ func wordTotals(t *testing.T, out string) (totals map[string]int64, lost, dup in
 	if err != nil {
 		t.Fatal(err)
 	}
+	return countTotals(got)
+}
+
+// countTotals is wordTotals over count updates read from anywhere.
+func countTotals(got []count) (totals map[string]int64, lost, dup int) {
 	updates := map[string]map[int64]int{}
 	totals = map[string]int64{}
 	for _, c := range got {

@@ -550,3 +550,51 @@ func TestKafkaGroupOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaWordcount feeds text lines to a topic with kafka-go's Writer,
+// as any client would, runs the word count from Kafka to Kafka exactly
+// once with kills, and checks every word's count updates: 1..total, each
+// once, keyed by the word, totals equal to the text's.
+func TestKafkaWordcount(t *testing.T) {
+	conn := kafkaBroker(t)
+	in := kafkaTopic(t, conn, "in", 3)
+	out := kafkaTopic(t, conn, "out", 3)
+	path := filepath.Join(t.TempDir(), "words.txt")
+	want := writeWords(t, path, 1_200_000)
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &kafkago.Writer{Addr: kafkago.TCP(conn.Brokers...), Topic: in, Balancer: &kafkago.RoundRobin{}, RequiredAcks: kafkago.RequireAll, BatchSize: 2000, BatchTimeout: 10 * time.Millisecond}
+	var msgs []kafkago.Message
+	for _, line := range strings.Split(strings.TrimSpace(string(text)), "\n") {
+		msgs = append(msgs, kafkago.Message{Value: []byte(line)})
+	}
+	if err := w.WriteMessages(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	dir := t.TempDir()
+	args := append([]string{"--brokers", conn.Brokers[0], "--input-topic", in, "--output-topic", out, "--delivery", "exactly-once", "--bounded", "--parallelism", "2"},
+		checkpointArgs(filepath.Join(dir, "ckpt"), filepath.Join(dir, "state"), "200ms")...)
+	rng := rand.New(rand.NewPCG(crashSeed(t), 9))
+	killUntilDone(t, rng, 3, 100*time.Millisecond, 300*time.Millisecond, "wordcount", args...)
+	var keyMismatch int
+	got := readTopic(t, conn, out, func(r *kafka.Record) (count, error) {
+		var c count
+		err := json.Unmarshal(r.Value, &c)
+		if string(r.Key) != c.Word {
+			keyMismatch++
+		}
+		return c, err
+	})
+	totals, lost, dup := countTotals(got)
+	t.Logf("%d count updates; lost %d, duplicated %d", len(got), lost, dup)
+	if lost != 0 || dup != 0 || keyMismatch != 0 {
+		t.Fatalf("not exactly once: lost %d, duplicated %d; %d records not keyed by their word", lost, dup, keyMismatch)
+	}
+	if fmt.Sprint(totals) != fmt.Sprint(want) {
+		t.Fatalf("totals %v, want %v", totals, want)
+	}
+	noOpenTransactions(t, conn, out)
+}

@@ -274,3 +274,69 @@ func TestSinkTransactions(t *testing.T) {
 		}
 	}
 }
+
+// TestPartitionWatermarks reads two partitions with event time: the
+// subtask's watermark is the least of its partitions', a partition that
+// delivered nothing for the idle timeout stops holding it back, and when
+// all are idle the subtask is.
+func TestPartitionWatermarks(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 2)
+	c, err := newClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	produceAt := func(part int32, ts ...int64) {
+		var b batchBuilder
+		for _, x := range ts {
+			b.add(&Message{Value: []byte("v")}, x)
+		}
+		set := b.finish(-1, -1, -1, false)
+		if _, err := c.roundTrip(context.Background(), &rawproduce.Request{Acks: -1, Timeout: 10000,
+			Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: part, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceAt(0, 1000, 3000, 2000)
+	produceAt(1, 500)
+	const idle = 300 * time.Millisecond
+	src := NewSource(conn, topic, Bytes(), EventTime(0, idle))
+	sr, err := src.Open(context.Background(), weir.SubtaskInfo{Index: 0, Parallelism: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sr.Close()
+	r := sr.(*sourceReader[[]byte])
+	readN := func(n int) {
+		t.Helper()
+		got := 0
+		for deadline := time.Now().Add(10 * time.Second); got < n && time.Now().Before(deadline); {
+			buf, err := r.Read(context.Background(), make([][]byte, 0, 16))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += len(buf)
+		}
+		if got != n {
+			t.Fatalf("read %d records, want %d", got, n)
+		}
+	}
+	readN(4)
+	if wm, ok := r.Watermark(); !ok || wm != 499 {
+		t.Fatalf("watermark %d (%v), want 499: the least of the partitions' (3000-1, 500-1)", wm, ok)
+	}
+	time.Sleep(idle + 100*time.Millisecond)
+	produceAt(0, 4000)
+	readN(1)
+	if wm, ok := r.Watermark(); !ok || wm != 3999 {
+		t.Fatalf("watermark %d (%v), want 3999: partition 1 is idle and no longer holds it", wm, ok)
+	}
+	if idle, _ := r.Idle(true); idle {
+		t.Fatal("idle right after reading a record")
+	}
+	time.Sleep(idle + 100*time.Millisecond)
+	if isIdle, changed := r.Idle(false); !isIdle || !changed {
+		t.Fatalf("Idle = %v, %v after %v without records, want true, true", isIdle, changed, idle)
+	}
+}
