@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -125,6 +126,79 @@ func readTopic[T any](t *testing.T, conn kafka.Conn, topic string, d kafka.Deser
 	return nil
 }
 
+// javaReadCommitted reads topic with Apache Kafka's own Java consumer
+// (integration/kafka/ReadCommitted.java, compiled against the broker's
+// jars) under read_committed: an independent check of what weir's source
+// reads.
+func javaReadCommitted(t *testing.T, conn kafka.Conn, topic string) []kafka.Record {
+	t.Helper()
+	bdir := os.Getenv("WEIR_KAFKA_DIR")
+	if bdir == "" {
+		t.Fatal("WEIR_KAFKA_DIR is not set: the broker's jars are named in its directory (scripts/test sets it)")
+	}
+	jars, err := os.ReadFile(filepath.Join(bdir, "jars"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp := strings.TrimSpace(string(jars)) + "/*"
+	classes := t.TempDir()
+	if out, err := exec.Command("javac", "-d", classes, "-cp", cp, "kafka/ReadCommitted.java").CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	cmd := exec.Command("java", "-cp", cp+":"+classes, "ReadCommitted", conn.Brokers[0], topic)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("java ReadCommitted: %v\n%s", err, tail(stderr.String()))
+	}
+	var recs []kafka.Record
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) != 4 {
+			t.Fatalf("java ReadCommitted: bad line %q", line)
+		}
+		part, _ := strconv.Atoi(f[0])
+		off, _ := strconv.ParseInt(f[1], 10, 64)
+		r := kafka.Record{Topic: topic, Partition: int32(part), Offset: off}
+		if f[2] != "-" {
+			r.Key, _ = base64.StdEncoding.DecodeString(f[2])
+		}
+		if f[3] != "-" {
+			r.Value, _ = base64.StdEncoding.DecodeString(f[3])
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// sameRecords asserts that Kafka's Java consumer reads exactly the records
+// (partition, offset, key, value) that weir's source read.
+func sameRecords(t *testing.T, conn kafka.Conn, topic string) {
+	t.Helper()
+	key := func(r kafka.Record) string {
+		return fmt.Sprintf("%d/%d/%q/%q", r.Partition, r.Offset, r.Key, r.Value)
+	}
+	ours := map[string]bool{}
+	for _, r := range readTopic(t, conn, topic, kafka.Records()) {
+		ours[key(r)] = true
+	}
+	java := javaReadCommitted(t, conn, topic)
+	missing := 0
+	for _, r := range java {
+		if !ours[key(r)] {
+			missing++
+		}
+	}
+	t.Logf("Kafka's Java consumer (read_committed) read %d records of %s, weir's source %d", len(java), topic, len(ours))
+	if len(java) != len(ours) || missing != 0 {
+		t.Fatalf("Kafka's Java consumer read %d records, weir's source %d; %d of Java's are not among weir's", len(java), len(ours), missing)
+	}
+}
+
 // checkKafkaSequence reads the sequence job's output topic and asserts that
 // every (key, seq) of 1..count is there exactly once, in seq order per key,
 // with prev = seq-1, keyed by the sequence key.
@@ -244,6 +318,7 @@ func TestKafkaSequenceExactlyOnceKills(t *testing.T) {
 		t.Fatalf("%d kills landed before the job finished, want 20", n)
 	}
 	checkKafkaSequence(t, conn, out, keys, count)
+	sameRecords(t, conn, out)
 }
 
 // TestKafkaSequenceFailpoints kills the job at the moments of the

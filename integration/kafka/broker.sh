@@ -3,7 +3,8 @@
 # integration tests, straight from its Maven Central jars (no Docker, no
 # Kafka distribution tarball).
 #
-#   broker.sh start DIR   resolve the jars (cached), then start one combined
+#   broker.sh start DIR   resolve the jars (cached; their directory is written
+#                         to DIR/jars), then start one combined
 #                         KRaft broker+controller whose config, TLS material,
 #                         data and logs live in DIR. Prints exactly one line on
 #                         stdout: the PLAINTEXT bootstrap address 127.0.0.1:PORT.
@@ -387,6 +388,8 @@ cmd_start() {
   command -v "$JAVA" >/dev/null || die "java not found"
   command -v python3 >/dev/null || die "python3 not found"
   resolve_jars
+  # Tests run Kafka's own Java client from the same jars.
+  printf '%s\n' "$JARS" >"$DIR/jars"
   load_or_pick_ports
   # Two brokers on one data dir corrupt its metadata log: refuse if something
   # (an untracked broker for DIR, or anything else) holds our ports.
