@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -338,5 +339,67 @@ func TestPartitionWatermarks(t *testing.T) {
 	time.Sleep(idle + 100*time.Millisecond)
 	if isIdle, changed := r.Idle(false); !isIdle || !changed {
 		t.Fatalf("Idle = %v, %v after %v without records, want true, true", isIdle, changed, idle)
+	}
+}
+
+// TestSinkChecksTransactionTimeout: a transaction timeout that a checkpoint
+// interval plus a restart could outlast, or that the broker refuses, stops
+// the sink at start with an error that names the setting to change.
+func TestSinkChecksTransactionTimeout(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 1)
+	ctx := context.Background()
+	info := weir.SubtaskInfo{Job: "test", UID: topic, Parallelism: 1, Logger: slog.New(slog.DiscardHandler),
+		CheckpointInterval: 14 * time.Minute, MaxRestartDelay: 2 * time.Minute}
+	err := NewSink(conn, topic, StringValues(), WithDelivery(ExactlyOnce), TransactionalIDPrefix(topic)).Recover(ctx, info, nil)
+	if err == nil || !strings.Contains(err.Error(), "--checkpoint-interval") || !strings.Contains(err.Error(), "TransactionTimeout") {
+		t.Fatalf("interval 14m + restart 2m with a 15m timeout: %v", err)
+	}
+	info.CheckpointInterval = time.Second
+	err = NewSink(conn, topic, StringValues(), WithDelivery(ExactlyOnce), TransactionalIDPrefix(topic), TransactionTimeout(20*time.Minute)).Recover(ctx, info, nil)
+	if err == nil || !strings.Contains(err.Error(), "transaction.max.timeout.ms") {
+		t.Fatalf("a 20m timeout against the broker's 15m maximum: %v", err)
+	}
+}
+
+// TestBadRecordPolicies: a record the deserializer rejects fails the read
+// with an error naming topic, partition and offset, or is skipped and
+// counted.
+func TestBadRecordPolicies(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 1)
+	c, err := newClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	rawProduce(t, c, "", topic, 0, -1, -1, -1, "1", "2", "x", "4")
+	parse := func(r *Record) (int, error) { return strconv.Atoi(string(r.Value)) }
+	ctx := context.Background()
+	info := weir.SubtaskInfo{Parallelism: 1, Logger: slog.New(slog.DiscardHandler)}
+	read := func(src *Source[int]) ([]int, error) {
+		r, err := src.Open(ctx, info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		var out []int
+		for {
+			buf, err := r.Read(ctx, make([]int, 0, 16))
+			out = append(out, buf...)
+			if err != nil {
+				return out, err
+			}
+		}
+	}
+	_, err = read(NewSource(conn, topic, parse, Bounded()))
+	want := fmt.Sprintf("topic %s partition 0 offset 2", topic)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("fail policy: %v, want an error naming %q", err, want)
+	}
+	src := NewSource(conn, topic, parse, Bounded(), BadRecords(SkipBadRecords))
+	got, err := read(src)
+	if err != io.EOF || fmt.Sprint(got) != "[1 2 4]" || src.Skipped() != 1 {
+		t.Fatalf("skip policy: read %v (%v), skipped %d; want [1 2 4], EOF, 1", got, err, src.Skipped())
 	}
 }

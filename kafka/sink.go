@@ -242,6 +242,7 @@ func (s *Sink[T]) Open(ctx context.Context, info weir.SubtaskInfo) (weir.SinkWri
 	}
 	w := &sinkWriter[T]{s: s, c: c, info: info, parts: parts, builders: make([]batchBuilder, len(parts)),
 		jobs: make(chan produceJob, 2), results: make(chan error, 2)}
+	w.ctx, w.cancel = context.WithCancel(context.Background())
 	if s.cfg.delivery == ExactlyOnce {
 		s.mu.Lock()
 		pool := s.recovered[info.Index]
@@ -266,10 +267,12 @@ func (s *Sink[T]) Open(ctx context.Context, info weir.SubtaskInfo) (weir.SinkWri
 }
 
 type sinkWriter[T any] struct {
-	s     *Sink[T]
-	c     *client
-	info  weir.SubtaskInfo
-	parts []int32
+	s      *Sink[T]
+	c      *client
+	info   weir.SubtaskInfo
+	parts  []int32
+	ctx    context.Context // cancelled by Close: requests still retrying give up
+	cancel context.CancelFunc
 
 	builders []batchBuilder // by partition index
 	buffered int
@@ -362,7 +365,7 @@ func (w *sinkWriter[T]) flush(wait bool) error {
 				}
 			}
 			if len(add) > 0 {
-				if err := w.c.addPartitions(context.Background(), w.slots[w.cur.slot], w.s.topic, add); err != nil {
+				if err := w.c.addPartitions(w.ctx, w.slots[w.cur.slot], w.s.topic, add); err != nil {
 					return w.fail(fmt.Errorf("kafka sink %q: %w", w.s.topic, err))
 				}
 			}
@@ -424,7 +427,7 @@ func (w *sinkWriter[T]) begin() error {
 	}
 	if slot < 0 {
 		// Commits lag behind checkpoints: grow the pool.
-		t, err := w.c.initProducer(context.Background(), w.s.slotID(w.info, len(w.slots)), w.s.cfg.txnTimeout, -1, -1)
+		t, err := w.c.initProducer(w.ctx, w.s.slotID(w.info, len(w.slots)), w.s.cfg.txnTimeout, -1, -1)
 		if err != nil {
 			return fmt.Errorf("kafka sink %q: %w", w.s.topic, err)
 		}
@@ -461,7 +464,7 @@ func (w *sinkWriter[T]) send(job produceJob) error {
 }
 
 func (w *sinkWriter[T]) produce(txn string, part int32, set []byte) error {
-	return w.c.retry(context.Background(), fmt.Sprintf("produce to %s partition %d", w.s.topic, part), func(ctx context.Context) error {
+	return w.c.retry(w.ctx, fmt.Sprintf("produce to %s partition %d", w.s.topic, part), func(ctx context.Context) error {
 		res, err := w.c.roundTrip(ctx, &rawproduce.Request{
 			TransactionalID: txn,
 			Acks:            -1,
@@ -519,15 +522,15 @@ func (w *sinkWriter[T]) Commit(checkpoint uint64) error {
 		failpoint.Hit("kafka-before-endtxn")
 		if failpoint.Enabled() {
 			// Killed while the EndTxn request is on its way.
-			go w.c.endTxn(context.Background(), t, true)
+			go w.c.endTxn(w.ctx, t, true)
 			time.Sleep(time.Millisecond)
 			failpoint.Hit("kafka-during-endtxn")
 		}
-		if err := w.c.endTxn(context.Background(), t, true); err != nil {
+		if err := w.c.endTxn(w.ctx, t, true); err != nil {
 			return w.fail(fmt.Errorf("kafka sink %q: commit transaction %s of checkpoint %d: %w", w.s.topic, t.id, p.checkpoint, err))
 		}
 		failpoint.Hit("kafka-after-endtxn")
-		next, err := w.c.initProducer(context.Background(), t.id, w.s.cfg.txnTimeout, t.pid, t.epoch)
+		next, err := w.c.initProducer(w.ctx, t.id, w.s.cfg.txnTimeout, t.pid, t.epoch)
 		if err != nil {
 			return w.fail(fmt.Errorf("kafka sink %q: %w", w.s.topic, err))
 		}
@@ -546,7 +549,7 @@ func (w *sinkWriter[T]) Finish() error {
 	}
 	if w.s.cfg.delivery == ExactlyOnce && w.cur != nil {
 		t := w.slots[w.cur.slot]
-		if err := w.c.endTxn(context.Background(), t, true); err != nil {
+		if err := w.c.endTxn(w.ctx, t, true); err != nil {
 			return w.fail(fmt.Errorf("kafka sink %q: commit %s: %w", w.s.topic, t.id, err))
 		}
 		w.cur = nil
@@ -557,6 +560,7 @@ func (w *sinkWriter[T]) Finish() error {
 // Close implements weir.SinkWriter. An open transaction is left to the
 // next start, which aborts it.
 func (w *sinkWriter[T]) Close() error {
+	w.cancel()
 	for w.inFlight > 0 {
 		<-w.results
 		w.inFlight--

@@ -236,7 +236,11 @@ func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored ma
 		r.parts = append(r.parts, ps)
 	}
 	if len(fresh) > 0 {
-		offs, err := s.startOffsets(ctx, c, fresh, s.cfg.start.kind)
+		var offs map[int32]int64
+		err := c.retry(ctx, "start offsets", func(ctx context.Context) (err error) {
+			offs, err = s.startOffsets(ctx, c, fresh, s.cfg.start.kind)
+			return err
+		})
 		if err != nil {
 			c.close()
 			return nil, fmt.Errorf("kafka source %q: start offsets: %w", s.topic, err)
@@ -252,7 +256,11 @@ func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored ma
 		for i, ps := range r.parts {
 			ids[i] = ps.partition
 		}
-		ends, err := s.startOffsets(ctx, c, ids, startLatest)
+		var ends map[int32]int64
+		err := c.retry(ctx, "end offsets", func(ctx context.Context) (err error) {
+			ends, err = s.startOffsets(ctx, c, ids, startLatest)
+			return err
+		})
 		if err != nil {
 			c.close()
 			return nil, fmt.Errorf("kafka source %q: end offsets: %w", s.topic, err)
@@ -558,16 +566,21 @@ func (r *sourceReader[T]) commitLoop() {
 		for p, o := range offs {
 			commits = append(commits, kafkago.OffsetCommit{Partition: int(p), Offset: o})
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.conn.requestTimeout())
-		res, err := kc.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: s.cfg.group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{s.topic: commits}})
-		cancel()
-		if err == nil {
+		// The group's coordinator may be loading or moving (the first
+		// group request of a new cluster creates __consumer_offsets):
+		// retry that.
+		err := r.c.retry(context.Background(), "OffsetCommit", func(ctx context.Context) error {
+			res, err := kc.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: s.cfg.group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{s.topic: commits}})
+			if err != nil {
+				return err
+			}
 			for _, ps := range res.Topics[s.topic] {
 				if ps.Error != nil {
-					err = ps.Error
+					return ps.Error
 				}
 			}
-		}
+			return nil
+		})
 		if err != nil && r.info.Logger != nil {
 			r.info.Logger.Warn("kafka source: commit offsets to the consumer group", "group", s.cfg.group, "topic", s.topic, "checkpoint", id, "err", err)
 		}

@@ -24,6 +24,7 @@
 // ErrPosition that says what is wrong, never a silent restart.
 //
 // Sources that talk to other systems live in their own packages: the Kafka
-// source in sources/kafka and the Nexmark benchmark generator in
+// source (with the Kafka sink) in package kafka at the module's root, and
+// the Nexmark benchmark generator in
 // sources/nexmark.
 package sources
