@@ -308,7 +308,7 @@ func kafkaSequenceArgs(conn kafka.Conn, dir, in, out string, rate int) []string 
 // once, in order, and no transaction is left open.
 func TestKafkaSequenceExactlyOnceKills(t *testing.T) {
 	conn := kafkaBroker(t)
-	const keys, count = 8, 30000
+	const keys, count = 8, 50000 // 20 s of work at 20000/s: 20 kills land before it ends
 	in := kafkaTopic(t, conn, "in", 4)
 	out := kafkaTopic(t, conn, "out", 3)
 	preloadSequence(t, conn, in, keys, count)

@@ -149,3 +149,25 @@ func TestTxnStateRoundTrip(t *testing.T) {
 		t.Fatalf("damaged: %v", err)
 	}
 }
+
+func TestDeserializers(t *testing.T) {
+	type point struct {
+		X, Y int
+	}
+	r := &Record{Key: []byte("k"), Value: []byte(`{"X":1,"Y":2}`)}
+	if p, err := JSON[point]()(r); err != nil || p != (point{1, 2}) {
+		t.Fatalf("JSON: %v, %v", p, err)
+	}
+	if _, err := JSON[point]()(&Record{Value: []byte(`{"X":`)}); err == nil {
+		t.Fatal("JSON accepted a truncated object")
+	}
+	if s, _ := Strings()(r); s != `{"X":1,"Y":2}` {
+		t.Fatalf("Strings: %q", s)
+	}
+	if b, _ := Bytes()(r); string(b) != `{"X":1,"Y":2}` {
+		t.Fatalf("Bytes: %q", b)
+	}
+	if rec, _ := Records()(r); string(rec.Key) != "k" {
+		t.Fatalf("Records: %+v", rec)
+	}
+}

@@ -43,9 +43,8 @@ func main() {
 	conn := kafka.RegisterConnFlags(flag.CommandLine)
 	inTopic := flag.String("input-topic", "", "with --brokers: topic to read (key: sequence key, value: seq, decimal text)")
 	outTopic := flag.String("output-topic", "", "with --brokers: topic to write the JSON objects to, keyed by the sequence key")
-	delivery := flag.String("delivery", "exactly-once", "with --output-topic: exactly-once or at-least-once")
-	bounded := flag.Bool("bounded", false, "with --input-topic: stop at the end the topic had when the job started")
-	group := flag.String("group", "", "with --input-topic: consumer group to commit the offsets of completed checkpoints to (for lag tools)")
+	srcFlags := kafka.RegisterSourceFlags(flag.CommandLine)
+	sinkFlags := kafka.RegisterSinkFlags(flag.CommandLine)
 	deadLetters := flag.String("dead-letter-topic", "", "with --input-topic: write records that do not parse to this topic (exactly once, as --delivery says) instead of failing")
 	weir.Main("sequence", func(job *weir.Job) error {
 		switch {
@@ -68,24 +67,21 @@ func main() {
 		if err != nil {
 			return err
 		}
-		d, err := kafka.ParseDelivery(*delivery)
+		sinkOpts, err := sinkFlags.Options()
 		if err != nil {
-			return fmt.Errorf("--delivery: %w", err)
+			return err
 		}
 		var seq weir.Stream[sources.Seq]
 		if *inTopic != "" {
-			var opts []kafka.SourceOption
-			if *bounded {
-				opts = append(opts, kafka.Bounded())
-			}
-			if *group != "" {
-				opts = append(opts, kafka.Group(*group), kafka.CommitOffsets())
+			opts, err := srcFlags.Options()
+			if err != nil {
+				return err
 			}
 			src := kafka.NewSource(c, *inTopic, ParseSeq, opts...)
 			if *deadLetters != "" {
 				var dead weir.Stream[kafka.DeadLetter]
 				seq, dead = kafka.FromWithDeadLetters(job, "in", src)
-				weir.To(dead, "dead-letters", kafka.NewSink(c, *deadLetters, kafka.DeadLetterMessages(), kafka.WithDelivery(d)))
+				weir.To(dead, "dead-letters", kafka.NewSink(c, *deadLetters, kafka.DeadLetterMessages(), sinkOpts...))
 			} else {
 				seq = weir.From(job, "in", src)
 			}
@@ -99,7 +95,7 @@ func main() {
 		if *outTopic != "" {
 			weir.To(out, "out", kafka.NewSink(c, *outTopic, kafka.JSONValues(func(o Out) []byte {
 				return strconv.AppendInt(nil, o.Key, 10)
-			}), kafka.WithDelivery(d)))
+			}), sinkOpts...))
 		} else {
 			weir.To(out, "out", sinks.JSONFiles[Out](*output))
 		}

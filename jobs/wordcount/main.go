@@ -15,7 +15,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"strings"
 	"unicode"
 
@@ -38,8 +37,8 @@ func main() {
 	conn := kafka.RegisterConnFlags(flag.CommandLine)
 	inTopic := flag.String("input-topic", "", "with --brokers: topic of text lines, one per record")
 	outTopic := flag.String("output-topic", "", "with --brokers: topic for the counts (JSON values keyed by the word)")
-	delivery := flag.String("delivery", "exactly-once", "with --output-topic: exactly-once or at-least-once")
-	bounded := flag.Bool("bounded", false, "with --input-topic: stop at the end the topic had when the job started")
+	srcFlags := kafka.RegisterSourceFlags(flag.CommandLine)
+	sinkFlags := kafka.RegisterSinkFlags(flag.CommandLine)
 	weir.Main("wordcount", func(job *weir.Job) error {
 		var c kafka.Conn
 		if conn.Set() {
@@ -53,9 +52,9 @@ func main() {
 		var text weir.Stream[string]
 		switch {
 		case *inTopic != "":
-			var opts []kafka.SourceOption
-			if *bounded {
-				opts = append(opts, kafka.Bounded())
+			opts, err := srcFlags.Options()
+			if err != nil {
+				return err
 			}
 			text = weir.From(job, "lines", kafka.NewSource(c, *inTopic, kafka.Strings(), opts...))
 		case *input != "":
@@ -65,11 +64,11 @@ func main() {
 		}
 		counts := Build(text)
 		if *outTopic != "" {
-			d, err := kafka.ParseDelivery(*delivery)
+			opts, err := sinkFlags.Options()
 			if err != nil {
-				return fmt.Errorf("--delivery: %w", err)
+				return err
 			}
-			weir.To(counts, "out", kafka.NewSink(c, *outTopic, kafka.JSONValues(func(c Count) []byte { return []byte(c.Word) }), kafka.WithDelivery(d)))
+			weir.To(counts, "out", kafka.NewSink(c, *outTopic, kafka.JSONValues(func(c Count) []byte { return []byte(c.Word) }), opts...))
 		} else {
 			weir.To(counts, "out", sinks.JSONFiles[Count](*output))
 		}
