@@ -403,3 +403,68 @@ func TestBadRecordPolicies(t *testing.T) {
 		t.Fatalf("skip policy: read %v (%v), skipped %d; want [1 2 4], EOF, 1", got, err, src.Skipped())
 	}
 }
+
+// TestStartPositions: without a checkpoint a partition starts at the
+// earliest record, after the newest (Latest), at a time (AtTime), or at the
+// group's committed offset (GroupOffsets, else the fallback).
+func TestStartPositions(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 1)
+	c, err := newClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	produceAt := func(ts int64, values ...string) {
+		var b batchBuilder
+		for _, v := range values {
+			b.add(&Message{Value: []byte(v)}, ts)
+		}
+		set := b.finish(-1, -1, -1, false)
+		if _, err := c.roundTrip(context.Background(), &rawproduce.Request{Acks: -1, Timeout: 10000,
+			Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: 0, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produceAt(1_000_000, "a", "b")
+	produceAt(2_000_000, "c", "d")
+	ctx := context.Background()
+	info := weir.SubtaskInfo{Parallelism: 1, Logger: slog.New(slog.DiscardHandler)}
+	first := func(opts ...SourceOption) (string, error) {
+		r, err := NewSource(conn, topic, Strings(), opts...).Open(ctx, info)
+		if err != nil {
+			return "", err
+		}
+		defer r.Close()
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); {
+			buf, err := r.Read(ctx, make([]string, 0, 1))
+			if err != nil {
+				return "", err
+			}
+			if len(buf) > 0 {
+				return buf[0], nil
+			}
+		}
+		return "(nothing)", nil
+	}
+	check := func(name, want string, opts ...SourceOption) {
+		t.Helper()
+		if got, err := first(opts...); err != nil || got != want {
+			t.Errorf("%s: first record %q (%v), want %q", name, got, err, want)
+		}
+	}
+	check("earliest", "a")
+	check("latest", "(nothing)", StartFrom(Latest()))
+	check("at a time", "c", StartFrom(AtTime(time.UnixMilli(1_500_000))))
+	check("after the newest time", "(nothing)", StartFrom(AtTime(time.UnixMilli(3_000_000))))
+	group := topic + "-g"
+	check("group without offsets", "a", StartFrom(GroupOffsets(false)), Group(group))
+	kc := &kafkago.Client{Addr: c.addr, Transport: c.t}
+	if _, err := kc.OffsetCommit(ctx, &kafkago.OffsetCommitRequest{GroupID: group, GenerationID: -1, Topics: map[string][]kafkago.OffsetCommit{topic: {{Partition: 0, Offset: 3}}}}); err != nil {
+		t.Fatal(err)
+	}
+	check("group offsets", "d", StartFrom(GroupOffsets(false)), Group(group))
+	if _, err := first(StartFrom(GroupOffsets(false))); err == nil {
+		t.Error("GroupOffsets without a Group: no error")
+	}
+}

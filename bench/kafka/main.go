@@ -62,6 +62,10 @@ func main() {
 		os.Exit(2)
 	}
 	conn := kafka.Conn{Brokers: strings.Split(*brokers, ",")}
+	benchName = *mode
+	if *mode == "sink" {
+		benchName = "sink-" + *delivery
+	}
 	var err error
 	switch *mode {
 	case "preload":
@@ -93,6 +97,9 @@ func main() {
 	}
 }
 
+// measure runs f and prints its figures, ending with one line in the
+// benchmark format, so that runs of several variants can be compared with
+// benchstat (go run golang.org/x/perf/cmd/benchstat@latest -col /mode OUT).
 func measure(what string, f func() (int64, error)) error {
 	cpu0 := cpuTime()
 	start := time.Now()
@@ -106,8 +113,12 @@ func measure(what string, f func() (int64, error)) error {
 	fmt.Printf("records          %d in %v\n", n, wall.Round(time.Millisecond))
 	fmt.Printf("records/s        %.0f\n", float64(n)/wall.Seconds())
 	fmt.Printf("records/s/core   %.0f (CPU time %v, %.2f cores busy)\n", float64(n)/cpu.Seconds(), cpu.Round(time.Millisecond), cpu.Seconds()/wall.Seconds())
+	fmt.Printf("BenchmarkKafka/mode=%s 1 %.0f records/s %.0f records/s/core\n", benchName, float64(n)/wall.Seconds(), float64(n)/cpu.Seconds())
 	return nil
 }
+
+// benchName names the variant in the benchmark-format line.
+var benchName string
 
 func client(conn kafka.Conn) *kafkago.Client {
 	return &kafkago.Client{Addr: kafkago.TCP(conn.Brokers...), Timeout: 30 * time.Second}
@@ -290,6 +301,9 @@ func sink(conn kafka.Conn, topic string, partitions int, n int64, size int, para
 	if err := createTopic(conn, topic, partitions); err != nil {
 		return 0, err
 	}
+	// The topic is deleted afterwards, so that runs do not fill the
+	// broker's disk and page cache one after the other.
+	defer client(conn).DeleteTopics(context.Background(), &kafkago.DeleteTopicsRequest{Topics: []string{topic}})
 	opts, cleanup, err := jobOptions(parallelism, interval)
 	if err != nil {
 		return 0, err
