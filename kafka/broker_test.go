@@ -74,7 +74,21 @@ func rawProduce(t *testing.T, c *client, txn string, topic string, part int32, p
 	for _, v := range values {
 		b.add(&Message{Value: []byte(v)}, time.Now().UnixMilli())
 	}
-	set := b.finish(pid, epoch, seq, pid >= 0)
+	produceSet(t, c, txn, topic, part, b.finish(pid, epoch, seq, pid >= 0))
+}
+
+// produceAt writes plain records with the timestamp ts to a partition.
+func produceAt(t *testing.T, c *client, topic string, part int32, ts int64, values ...string) {
+	t.Helper()
+	var b batchBuilder
+	for _, v := range values {
+		b.add(&Message{Value: []byte(v)}, ts)
+	}
+	produceSet(t, c, "", topic, part, b.finish(-1, -1, -1, false))
+}
+
+func produceSet(t *testing.T, c *client, txn string, topic string, part int32, set []byte) {
+	t.Helper()
 	res, err := c.roundTrip(context.Background(), &rawproduce.Request{TransactionalID: txn, Acks: -1, Timeout: 10000,
 		Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: part, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}})
 	if err != nil {
@@ -288,19 +302,10 @@ func TestPartitionWatermarks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	produceAt := func(part int32, ts ...int64) {
-		var b batchBuilder
-		for _, x := range ts {
-			b.add(&Message{Value: []byte("v")}, x)
-		}
-		set := b.finish(-1, -1, -1, false)
-		if _, err := c.roundTrip(context.Background(), &rawproduce.Request{Acks: -1, Timeout: 10000,
-			Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: part, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produceAt(0, 1000, 3000, 2000)
-	produceAt(1, 500)
+	produceAt(t, c, topic, 0, 1000, "v")
+	produceAt(t, c, topic, 0, 3000, "v")
+	produceAt(t, c, topic, 0, 2000, "v")
+	produceAt(t, c, topic, 1, 500, "v")
 	const idle = 300 * time.Millisecond
 	src := NewSource(conn, topic, Bytes(), EventTime(0, idle))
 	sr, err := src.Open(context.Background(), weir.SubtaskInfo{Index: 0, Parallelism: 1, Logger: slog.New(slog.DiscardHandler)})
@@ -328,7 +333,7 @@ func TestPartitionWatermarks(t *testing.T) {
 		t.Fatalf("watermark %d (%v), want 499: the least of the partitions' (3000-1, 500-1)", wm, ok)
 	}
 	time.Sleep(idle + 100*time.Millisecond)
-	produceAt(0, 4000)
+	produceAt(t, c, topic, 0, 4000, "v")
 	readN(1)
 	if wm, ok := r.Watermark(); !ok || wm != 3999 {
 		t.Fatalf("watermark %d (%v), want 3999: partition 1 is idle and no longer holds it", wm, ok)
@@ -415,19 +420,8 @@ func TestStartPositions(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.close()
-	produceAt := func(ts int64, values ...string) {
-		var b batchBuilder
-		for _, v := range values {
-			b.add(&Message{Value: []byte(v)}, ts)
-		}
-		set := b.finish(-1, -1, -1, false)
-		if _, err := c.roundTrip(context.Background(), &rawproduce.Request{Acks: -1, Timeout: 10000,
-			Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: 0, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	produceAt(1_000_000, "a", "b")
-	produceAt(2_000_000, "c", "d")
+	produceAt(t, c, topic, 0, 1_000_000, "a", "b")
+	produceAt(t, c, topic, 0, 2_000_000, "c", "d")
 	ctx := context.Background()
 	info := weir.SubtaskInfo{Parallelism: 1, Logger: slog.New(slog.DiscardHandler)}
 	first := func(opts ...SourceOption) (string, error) {

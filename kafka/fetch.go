@@ -244,6 +244,19 @@ func (w *wire) varint() int64 {
 	return v
 }
 
+func (w *wire) uvarint() uint64 {
+	if w.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(w.b)
+	if n <= 0 {
+		w.err = errors.New("bad uvarint")
+		return 0
+	}
+	w.b = w.b[n:]
+	return v
+}
+
 // varBytes reads a varint length and that many bytes; -1 is nil.
 func (w *wire) varBytes() []byte {
 	n := w.varint()

@@ -58,49 +58,28 @@ func decodeSourcePosition(b []byte, topic string, info weir.SubtaskInfo) (map[in
 	if body[0] != positionVersion {
 		return nil, bad("version %d, want %d", body[0], positionVersion)
 	}
-	d := body[1:]
-	uv := func() uint64 {
-		v, n := binary.Uvarint(d)
-		if n <= 0 {
-			d = nil
-			return 0
-		}
-		d = d[n:]
-		return v
-	}
-	sv := func() int64 {
-		v, n := binary.Varint(d)
-		if n <= 0 {
-			d = nil
-			return 0
-		}
-		d = d[n:]
-		return v
-	}
-	p, idx := uv(), uv()
+	d := &wire{b: body[1:]}
+	p, idx := d.uvarint(), d.uvarint()
 	if int(p) != info.Parallelism || int(idx) != info.Index {
 		return nil, bad("taken by subtask %d of %d, restored into subtask %d of %d (rescaling a Kafka source is not supported yet)", idx, p, info.Index, info.Parallelism)
 	}
-	tl := uv()
-	if uint64(len(d)) < tl {
+	if t := string(d.bytes(int(d.uvarint()))); d.err != nil {
 		return nil, bad("truncated topic name")
-	}
-	if t := string(d[:tl]); t != topic {
+	} else if t != topic {
 		return nil, bad("taken from topic %q", t)
 	}
-	d = d[tl:]
-	n := uv()
-	out := make(map[int32]partPosition, n)
+	n := d.uvarint()
+	out := make(map[int32]partPosition, min(n, 1<<16))
 	for range n {
-		part := uv()
-		pp := partPosition{next: sv(), highest: sv()}
-		if d == nil {
+		part := d.uvarint()
+		pp := partPosition{next: d.varint(), highest: d.varint()}
+		if d.err != nil {
 			return nil, bad("truncated")
 		}
 		out[int32(part)] = pp
 	}
-	if len(d) != 0 {
-		return nil, bad("%d bytes after the partitions", len(d))
+	if len(d.b) != 0 {
+		return nil, bad("%d bytes after the partitions", len(d.b))
 	}
 	return out, nil
 }

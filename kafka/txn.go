@@ -93,32 +93,12 @@ func decodeTxnState(b []byte, index int) (txnState, error) {
 	if body[0] != 1 {
 		return s, fmt.Errorf("%w: version %d", ErrPendingTxn, body[0])
 	}
-	d := body[1:]
-	ok := true
-	uv := func() uint64 {
-		v, n := binary.Uvarint(d)
-		if n <= 0 {
-			ok = false
-			return 0
-		}
-		d = d[n:]
-		return v
+	d := &wire{b: body[1:]}
+	s.index, s.pool = int(d.uvarint()), int(d.uvarint())
+	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+		s.pending = append(s.pending, pendingTxn{slot: int(d.uvarint()), pid: d.varint(), epoch: int16(d.varint()), checkpoint: d.uvarint()})
 	}
-	sv := func() int64 {
-		v, n := binary.Varint(d)
-		if n <= 0 {
-			ok = false
-			return 0
-		}
-		d = d[n:]
-		return v
-	}
-	s.index, s.pool = int(uv()), int(uv())
-	n := uv()
-	for range n {
-		s.pending = append(s.pending, pendingTxn{slot: int(uv()), pid: sv(), epoch: int16(sv()), checkpoint: uv()})
-	}
-	if !ok || len(d) != 0 {
+	if d.err != nil || len(d.b) != 0 {
 		return s, fmt.Errorf("%w: truncated or trailing bytes", ErrPendingTxn)
 	}
 	if s.index != index {
