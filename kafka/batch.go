@@ -37,6 +37,8 @@ type batchBuilder struct {
 const (
 	setSizeLen     = 4
 	batchHeaderLen = 61
+	// attrLogAppendTime marks a batch whose timestamps the broker set.
+	attrLogAppendTime = 1 << 3
 	// attrTransactional marks the records of a transaction.
 	attrTransactional = 1 << 4
 )
@@ -65,31 +67,37 @@ func (b *batchBuilder) add(m *Message, ts int64) {
 	h = append(h, 0) // attributes
 	h = binary.AppendVarint(h, ts-b.firstTS)
 	h = binary.AppendVarint(h, int64(b.count))
-	size := len(h) + varintLen(int64(len(m.Key))) + len(m.Key) + varintLen(int64(len(m.Value))) + len(m.Value) + varintLen(int64(len(m.Headers)))
-	if m.Key == nil {
-		size += varintLen(-1) - varintLen(0)
-	}
+	size := len(h) + bytesLen(m.Key) + bytesLen(m.Value) + varintLen(int64(len(m.Headers)))
 	for _, hd := range m.Headers {
-		size += varintLen(int64(len(hd.Key))) + len(hd.Key) + varintLen(int64(len(hd.Value))) + len(hd.Value)
+		size += varintLen(int64(len(hd.Key))) + len(hd.Key) + bytesLen(hd.Value)
 	}
 	b.buf = binary.AppendVarint(b.buf, int64(size))
 	b.buf = append(b.buf, h...)
-	if m.Key == nil {
-		b.buf = binary.AppendVarint(b.buf, -1)
-	} else {
-		b.buf = binary.AppendVarint(b.buf, int64(len(m.Key)))
-		b.buf = append(b.buf, m.Key...)
-	}
-	b.buf = binary.AppendVarint(b.buf, int64(len(m.Value)))
-	b.buf = append(b.buf, m.Value...)
+	b.buf = appendBytes(b.buf, m.Key)
+	b.buf = appendBytes(b.buf, m.Value)
 	b.buf = binary.AppendVarint(b.buf, int64(len(m.Headers)))
 	for _, hd := range m.Headers {
 		b.buf = binary.AppendVarint(b.buf, int64(len(hd.Key)))
 		b.buf = append(b.buf, hd.Key...)
-		b.buf = binary.AppendVarint(b.buf, int64(len(hd.Value)))
-		b.buf = append(b.buf, hd.Value...)
+		b.buf = appendBytes(b.buf, hd.Value)
 	}
 	b.count++
+}
+
+// appendBytes appends a varint length and the bytes; nil is null (-1), as
+// a tombstone's value must be.
+func appendBytes(b, v []byte) []byte {
+	if v == nil {
+		return binary.AppendVarint(b, -1)
+	}
+	return append(binary.AppendVarint(b, int64(len(v))), v...)
+}
+
+func bytesLen(v []byte) int {
+	if v == nil {
+		return varintLen(-1)
+	}
+	return varintLen(int64(len(v))) + len(v)
 }
 
 func varintLen(v int64) int {

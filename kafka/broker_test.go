@@ -273,6 +273,17 @@ func TestSinkTransactions(t *testing.T) {
 	if n := count(); n != 150 {
 		t.Fatalf("after redoing commit 1: %d records, want 150", n)
 	}
+	// The same redo with a transaction older than the timeout is
+	// refused: the broker may have aborted it, which looks like a commit.
+	st, err := decodeTxnState(p1, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.pending[0].started = time.Now().Add(-time.Hour).UnixMilli()
+	err = NewSink(conn, topic, StringValues(), WithDelivery(ExactlyOnce), TransactionalIDPrefix(topic)).Recover(ctx, info, st.encode())
+	if err == nil || !strings.Contains(err.Error(), "beyond the transaction timeout") {
+		t.Fatalf("redo of an hour-old fenced transaction: %v, want a refusal", err)
+	}
 	// No transaction is left open: read_committed reaches the end.
 	cl := &kafkago.Client{Addr: kafkago.TCP(conn.Brokers...)}
 	for p := range 3 {
@@ -460,5 +471,31 @@ func TestStartPositions(t *testing.T) {
 	check("group offsets", "d", StartFrom(GroupOffsets(false)), Group(group))
 	if _, err := first(StartFrom(GroupOffsets(false))); err == nil {
 		t.Error("GroupOffsets without a Group: no error")
+	}
+}
+
+// TestSinkFailsBeforeTransactionTimeout: a transaction that no checkpoint
+// committed within half the timeout fails the writer, so that recovery
+// aborts and replays it while the broker still has it.
+func TestSinkFailsBeforeTransactionTimeout(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 1)
+	ctx := context.Background()
+	info := weir.SubtaskInfo{Job: "test", UID: topic, Parallelism: 1, Logger: slog.New(slog.DiscardHandler)}
+	sink := NewSink(conn, topic, StringValues(), WithDelivery(ExactlyOnce), TransactionTimeout(2*time.Second))
+	w, err := sink.Open(ctx, info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Write([]string{"a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.(*sinkWriter[string]).PreCommit(1); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if err := w.Write([]string{"b"}); err == nil || !strings.Contains(err.Error(), "half the transaction timeout") {
+		t.Fatalf("write with a transaction past half its timeout: %v", err)
 	}
 }

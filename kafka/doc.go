@@ -53,9 +53,12 @@
 // transaction's id, producer id and epoch, so recovery completes a commit
 // a crash interrupted and aborts, by fencing, what failed attempts left
 // open; see txn.go for why a redone commit is always safe. Transactional
-// ids are PREFIX-SUBTASK-K with a per-job prefix (TransactionalIDPrefix),
-// so two jobs never fence each other. The transaction timeout must outlast
-// a checkpoint interval and a restart; the sink checks it at start.
+// ids are PREFIX-UID-SUBTASK-K with a per-job prefix (the job's name, or
+// TransactionalIDPrefix), so two jobs never fence each other. The
+// transaction timeout must outlast a checkpoint interval and a restart; the
+// sink checks it at start, fails itself (and so recovers) when a
+// transaction reaches half of it uncommitted, and refuses to take a
+// transaction older than it for committed.
 //
 // # Connections
 //

@@ -323,7 +323,7 @@ func parseBatches(topic string, part int32, b []byte, out []fetchedBatch) ([]fet
 		attrs := h.i16()
 		lastDelta := h.i32()
 		firstTS := h.i64()
-		h.i64() // max timestamp
+		maxTS := h.i64()
 		fb := fetchedBatch{base: base, last: base + int64(lastDelta), producerID: h.i64(),
 			transactional: attrs&attrTransactional != 0, control: attrs&(1<<5) != 0}
 		h.i16() // producer epoch
@@ -367,6 +367,11 @@ func parseBatches(topic string, part int32, b []byte, out []fetchedBatch) ([]fet
 			tsDelta := rw.varint()
 			offDelta := rw.varint()
 			r := Record{Topic: topic, Partition: part, Offset: base + offDelta, Time: firstTS + tsDelta}
+			if attrs&attrLogAppendTime != 0 {
+				// The broker stamped the batch: its max timestamp is
+				// every record's time.
+				r.Time = maxTS
+			}
 			r.Key = rw.varBytes()
 			r.Value = rw.varBytes()
 			if nh := rw.varint(); nh > 0 {

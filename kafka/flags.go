@@ -63,7 +63,7 @@ type SinkFlags struct {
 func RegisterSinkFlags(fs *flag.FlagSet) *SinkFlags {
 	f := &SinkFlags{}
 	fs.StringVar(&f.delivery, "delivery", "exactly-once", "Kafka output: exactly-once (transactions committed with each checkpoint) or at-least-once")
-	fs.StringVar(&f.prefix, "transactional-id-prefix", "", "prefix of the exactly-once sink's transactional ids (default JOB-OPERATOR); jobs writing to one cluster need different ones")
+	fs.StringVar(&f.prefix, "transactional-id-prefix", "", "prefix of the exactly-once sink's transactional ids, PREFIX-OPERATOR-SUBTASK-K (default: the job's name); jobs writing to one cluster need different ones")
 	fs.DurationVar(&f.timeout, "transaction-timeout", 15*time.Minute, "how long the brokers keep an exactly-once transaction open; at most their transaction.max.timeout.ms, above --checkpoint-interval plus --restart-delay")
 	return f
 }

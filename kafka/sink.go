@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -84,9 +85,9 @@ type sinkConfig struct {
 // WithDelivery sets the sink's guarantee (AtLeastOnce by default).
 func WithDelivery(d Delivery) SinkOption { return func(c *sinkConfig) { c.delivery = d } }
 
-// TransactionalIDPrefix sets the prefix of the sink's transactional ids
-// (default: JOB-OPERATOR_UID). Two jobs writing to one cluster must not
-// share it, or they fence each other.
+// TransactionalIDPrefix sets the prefix of the sink's transactional ids,
+// PREFIX-UID-SUBTASK-K (default: the job's name). Two jobs writing to one
+// cluster must not share it, or they fence each other.
 func TransactionalIDPrefix(p string) SinkOption { return func(c *sinkConfig) { c.prefix = p } }
 
 // TransactionTimeout sets how long the broker keeps a transaction open
@@ -131,16 +132,15 @@ func NewSink[T any](conn Conn, topic string, ser Serializer[T], opts ...SinkOpti
 	return s
 }
 
-func (s *Sink[T]) prefix(info weir.SubtaskInfo) string {
+// slotID is the transactional id K of subtask info.Index: PREFIX-UID-
+// SUBTASK-K. The operator's UID is always part of it, so two sinks of one
+// job never share ids even with one explicit prefix.
+func (s *Sink[T]) slotID(info weir.SubtaskInfo, k int) string {
 	p := s.cfg.prefix
 	if p == "" {
-		p = info.Job + "-" + info.UID
+		p = info.Job
 	}
-	return p
-}
-
-func (s *Sink[T]) slotID(info weir.SubtaskInfo, k int) string {
-	return fmt.Sprintf("%s-%d-%d", s.prefix(info), info.Index, k)
+	return fmt.Sprintf("%s-%s-%d-%d", p, info.UID, info.Index, k)
 }
 
 func (s *Sink[T]) check(info weir.SubtaskInfo) error {
@@ -197,14 +197,22 @@ func (s *Sink[T]) Recover(ctx context.Context, info weir.SubtaskInfo, pending []
 
 func (s *Sink[T]) recover(ctx context.Context, c *client, info weir.SubtaskInfo, st txnState) (*recoveredPool, error) {
 	for _, p := range st.pending {
-		t := txnID{id: s.slotID(info, p.slot), pid: p.pid, epoch: p.epoch}
+		t := txnID{id: p.id, pid: p.pid, epoch: p.epoch}
 		err := c.endTxn(ctx, t, true)
+		var ke kafkago.Error
 		switch {
 		case err == nil:
 			info.Logger.Info("kafka sink: committed a transaction of the restored checkpoint", "transactional_id", t.id, "checkpoint", p.checkpoint)
-		case fenced(err):
-			// The epoch was raised, which happens only after the
-			// commit succeeded.
+		case fenced(err) || errors.As(err, &ke) && ke == kafkago.InvalidProducerIDMapping:
+			// The epoch was raised (or, once epochs ran out, the
+			// producer id replaced), which the sink does only after
+			// the commit succeeded, unless the broker aborted the
+			// transaction on its timeout, which looks the same: tell
+			// them apart by the transaction's age.
+			if age := time.Since(time.UnixMilli(p.started)); age >= s.cfg.txnTimeout-timeoutMargin {
+				return nil, fmt.Errorf("kafka sink %q: transaction %s of checkpoint %d is %v old, beyond the transaction timeout %v: the broker may have aborted it, and its records would be lost; the job was down or checkpoints failed for too long (raise kafka.TransactionTimeout and the brokers' transaction.max.timeout.ms): %w",
+					s.topic, t.id, p.checkpoint, age.Round(time.Second), s.cfg.txnTimeout, err)
+			}
 			info.Logger.Debug("kafka sink: transaction of the restored checkpoint was committed before", "transactional_id", t.id, "checkpoint", p.checkpoint)
 		default:
 			return nil, fmt.Errorf("kafka sink %q: commit transaction %s of checkpoint %d: %w", s.topic, t.id, p.checkpoint, err)
@@ -293,9 +301,10 @@ type sinkWriter[T any] struct {
 }
 
 type openTxn struct {
-	slot  int
-	added []bool  // by partition index
-	seq   []int32 // next sequence number, by partition index
+	slot    int
+	started int64   // ms since the epoch
+	added   []bool  // by partition index
+	seq     []int32 // next sequence number, by partition index
 }
 
 type produceJob struct {
@@ -309,11 +318,15 @@ func (w *sinkWriter[T]) Write(batch []T) error {
 	if w.err != nil {
 		return w.err
 	}
+	if err := w.checkAge(); err != nil {
+		return err
+	}
 	now := time.Now().UnixMilli()
 	for _, v := range batch {
 		m, err := w.s.ser(v)
 		if err != nil {
-			return w.fail(fmt.Errorf("kafka sink %q: serialize %v: %w", w.s.topic, v, err))
+			// The record itself is not in the message: it may hold secrets.
+			return w.fail(fmt.Errorf("kafka sink %q: serialize a %T: %w", w.s.topic, v, err))
 		}
 		var p int
 		if m.Key == nil {
@@ -335,6 +348,29 @@ func (w *sinkWriter[T]) Write(batch []T) error {
 				return err
 			}
 		}
+	}
+	return nil
+}
+
+// checkAge fails the writer when its oldest transaction, open or waiting
+// for its checkpoint, has lived half the transaction timeout: checkpoints
+// are failing, and if the broker aborted the transaction on its timeout,
+// recovery could not tell that from a commit. Failing now makes recovery
+// abort it and replay its records from the last completed checkpoint.
+func (w *sinkWriter[T]) checkAge() error {
+	oldest := int64(math.MaxInt64)
+	if w.cur != nil {
+		oldest = w.cur.started
+	}
+	if len(w.pending) > 0 {
+		oldest = min(oldest, w.pending[0].started)
+	}
+	if oldest == math.MaxInt64 {
+		return nil
+	}
+	if age := time.Since(time.UnixMilli(oldest)); age > w.s.cfg.txnTimeout/2 {
+		return w.fail(fmt.Errorf("kafka sink %q: a transaction has been open for %v, half the transaction timeout %v, and no checkpoint committed it (are checkpoints failing?): failing so that recovery aborts it and replays its records before the broker would time it out",
+			w.s.topic, age.Round(time.Second), w.s.cfg.txnTimeout))
 	}
 	return nil
 }
@@ -436,7 +472,7 @@ func (w *sinkWriter[T]) begin() error {
 		slot = len(w.slots) - 1
 	}
 	w.free[slot] = false
-	w.cur = &openTxn{slot: slot, added: make([]bool, len(w.parts)), seq: make([]int32, len(w.parts))}
+	w.cur = &openTxn{slot: slot, started: time.Now().UnixMilli(), added: make([]bool, len(w.parts)), seq: make([]int32, len(w.parts))}
 	return nil
 }
 
@@ -495,6 +531,9 @@ func (w *sinkWriter[T]) produce(txn string, part int32, set []byte) error {
 // records before the barrier and waits for the broker's acknowledgement;
 // under exactly-once it ends the open transaction's part in checkpoint n.
 func (w *sinkWriter[T]) PreCommit(checkpoint uint64) ([]byte, error) {
+	if err := w.checkAge(); err != nil {
+		return nil, err
+	}
 	if err := w.flush(true); err != nil {
 		return nil, err
 	}
@@ -504,7 +543,7 @@ func (w *sinkWriter[T]) PreCommit(checkpoint uint64) ([]byte, error) {
 	}
 	if w.cur != nil {
 		t := w.slots[w.cur.slot]
-		w.pending = append(w.pending, pendingTxn{slot: w.cur.slot, pid: t.pid, epoch: t.epoch, checkpoint: checkpoint})
+		w.pending = append(w.pending, pendingTxn{slot: w.cur.slot, id: t.id, pid: t.pid, epoch: t.epoch, checkpoint: checkpoint, started: w.cur.started})
 		w.cur = nil
 	}
 	return txnState{index: w.info.Index, pool: len(w.slots), pending: w.pending}.encode(), nil

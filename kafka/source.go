@@ -236,9 +236,15 @@ func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored ma
 		r.parts = append(r.parts, ps)
 	}
 	if len(fresh) > 0 {
+		kind := s.cfg.start.kind
+		if restored != nil {
+			// A partition added since the checkpoint: all its records
+			// are new to the job, as Flink does.
+			kind = startEarliest
+		}
 		var offs map[int32]int64
 		err := c.retry(ctx, "start offsets", func(ctx context.Context) (err error) {
-			offs, err = s.startOffsets(ctx, c, fresh, s.cfg.start.kind)
+			offs, err = s.startOffsets(ctx, c, fresh, kind)
 			return err
 		})
 		if err != nil {
@@ -838,9 +844,16 @@ func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
 	}
 }
 
-func (r *sourceReader[T]) decodeChunk(part int, recs []Record, next int64) (chunk[T], error) {
+func (r *sourceReader[T]) decodeChunk(part int, recs []Record, next int64) (c chunk[T], err error) {
 	s := r.src
-	c := chunk[T]{part: part, next: next, recs: make([]T, 0, len(recs)), offs: make([]int64, 0, len(recs)), ts: make([]int64, 0, len(recs))}
+	defer func() {
+		// The Deserializer is the user's and runs on the fetch
+		// goroutine: its panic fails the job like an operator's would.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("kafka source: topic %s: the deserializer panicked: %v", s.topic, p)
+		}
+	}()
+	c = chunk[T]{part: part, next: next, recs: make([]T, 0, len(recs)), offs: make([]int64, 0, len(recs)), ts: make([]int64, 0, len(recs))}
 	for i := range recs {
 		v, err := s.decode(&recs[i])
 		if err != nil {

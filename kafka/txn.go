@@ -42,20 +42,28 @@ type txnID struct {
 // pendingTxn is a transaction pre-committed at checkpoint.
 type pendingTxn struct {
 	slot       int
+	id         string // the transactional id, stored whole: recovery needs no job name or UID to rebuild it
 	pid        int64
 	epoch      int16
 	checkpoint uint64
+	started    int64 // when the transaction began (its first AddPartitionsToTxn), ms since the epoch
 }
+
+// timeoutMargin is the slack for clocks and delays when a transaction's
+// age is compared with its timeout.
+const timeoutMargin = time.Minute
 
 // txnState is what a sink subtask stores in a checkpoint: the size of its
 // pool and the transactions that were pre-committed and not known to be
 // committed.
 //
-//	version     1 byte (1)
+//	version     1 byte (2)
 //	index       uvarint, the subtask
 //	pool        uvarint
 //	count       uvarint
-//	count times: slot uvarint, producer id varint, epoch varint, checkpoint uvarint
+//	count times: slot uvarint, transactional id (uvarint length, bytes),
+//	             producer id varint, epoch varint, checkpoint uvarint,
+//	             start time varint (ms)
 //	checksum    4 bytes, big-endian CRC-32C of everything before
 type txnState struct {
 	index   int
@@ -63,20 +71,25 @@ type txnState struct {
 	pending []pendingTxn
 }
 
+const txnStateVersion = 2
+
 // ErrPendingTxn marks a damaged pending-transaction description in a
 // checkpoint.
 var ErrPendingTxn = errors.New("kafka sink: invalid pending transactions")
 
 func (s txnState) encode() []byte {
-	b := []byte{1}
+	b := []byte{txnStateVersion}
 	b = binary.AppendUvarint(b, uint64(s.index))
 	b = binary.AppendUvarint(b, uint64(s.pool))
 	b = binary.AppendUvarint(b, uint64(len(s.pending)))
 	for _, p := range s.pending {
 		b = binary.AppendUvarint(b, uint64(p.slot))
+		b = binary.AppendUvarint(b, uint64(len(p.id)))
+		b = append(b, p.id...)
 		b = binary.AppendVarint(b, p.pid)
 		b = binary.AppendVarint(b, int64(p.epoch))
 		b = binary.AppendUvarint(b, p.checkpoint)
+		b = binary.AppendVarint(b, p.started)
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -90,13 +103,16 @@ func decodeTxnState(b []byte, index int) (txnState, error) {
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[len(b)-4:]) {
 		return s, fmt.Errorf("%w: checksum mismatch", ErrPendingTxn)
 	}
-	if body[0] != 1 {
-		return s, fmt.Errorf("%w: version %d", ErrPendingTxn, body[0])
+	if body[0] != txnStateVersion {
+		return s, fmt.Errorf("%w: version %d, want %d", ErrPendingTxn, body[0], txnStateVersion)
 	}
 	d := &wire{b: body[1:]}
 	s.index, s.pool = int(d.uvarint()), int(d.uvarint())
 	for n := d.uvarint(); n > 0 && d.err == nil; n-- {
-		s.pending = append(s.pending, pendingTxn{slot: int(d.uvarint()), pid: d.varint(), epoch: int16(d.varint()), checkpoint: d.uvarint()})
+		p := pendingTxn{slot: int(d.uvarint())}
+		p.id = string(d.bytes(int(d.uvarint())))
+		p.pid, p.epoch, p.checkpoint, p.started = d.varint(), int16(d.varint()), d.uvarint(), d.varint()
+		s.pending = append(s.pending, p)
 	}
 	if d.err != nil || len(d.b) != 0 {
 		return s, fmt.Errorf("%w: truncated or trailing bytes", ErrPendingTxn)

@@ -132,7 +132,7 @@ func TestSourcePositionRoundTrip(t *testing.T) {
 }
 
 func TestTxnStateRoundTrip(t *testing.T) {
-	s := txnState{index: 2, pool: 3, pending: []pendingTxn{{slot: 0, pid: 1000, epoch: 4, checkpoint: 7}, {slot: 2, pid: 1001, epoch: 0, checkpoint: 8}}}
+	s := txnState{index: 2, pool: 3, pending: []pendingTxn{{slot: 0, id: "job-out-2-0", pid: 1000, epoch: 4, checkpoint: 7, started: 1_700_000_000_000}, {slot: 2, id: "job-out-2-2", pid: 1001, epoch: 0, checkpoint: 8, started: 1_700_000_001_000}}}
 	got, err := decodeTxnState(s.encode(), 2)
 	if err != nil {
 		t.Fatal(err)
