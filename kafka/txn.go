@@ -17,7 +17,7 @@ import (
 // Transactions, on kafka-go's protocol layer.
 //
 // Each sink subtask owns a small pool of transactional ids,
-// PREFIX-SUBTASK-K for K = 0, 1, ...: one transaction runs per checkpoint
+// PREFIX-UID-SUBTASK-K for K = 0, 1, ...: one transaction runs per checkpoint
 // interval, and a pre-committed one waits for its checkpoint to complete
 // while the next one already runs, so two ids are enough unless commits lag
 // behind checkpoints (the pool then grows). A transaction ends with EndTxn
@@ -27,8 +27,12 @@ import (
 // for each pre-committed transaction, its id, producer id and epoch; on
 // recovery EndTxn(commit) with that epoch either commits it (the crash came
 // before the commit), is answered as a retry of a finished commit, or is
-// refused as fenced because the epoch was raised, which happens only after
-// the commit succeeded. Then every id of the pool gets an InitProducerID
+// refused as fenced because the epoch was raised, which the sink does only
+// after the commit succeeded. The broker raises it too when it aborts a
+// transaction on its timeout, so a fenced transaction older than the
+// timeout is an error, not a commit, and a writer whose transaction waited
+// half the timeout fails itself to recover in time. Then every id of the
+// pool gets an InitProducerID
 // without an epoch: the coordinator aborts whatever transaction of a failed
 // attempt is open on it and raises the epoch, so a zombie process (paused,
 // not dead) is fenced on its next request.
