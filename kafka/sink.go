@@ -110,6 +110,12 @@ type Sink[T any] struct {
 	recovered map[int]*recoveredPool // by subtask, from Recover to Open
 }
 
+// poolSize is the number of transactional ids of a sink subtask: one for
+// the open transaction, the others for transactions waiting for their
+// checkpoint (normally one; more while checkpoints fail or run
+// concurrently). Recovery fences all of them.
+const poolSize = 8
+
 type recoveredPool struct {
 	slots []txnID
 }
@@ -218,18 +224,15 @@ func (s *Sink[T]) recover(ctx context.Context, c *client, info weir.SubtaskInfo,
 			return nil, fmt.Errorf("kafka sink %q: commit transaction %s of checkpoint %d: %w", s.topic, t.id, p.checkpoint, err)
 		}
 	}
+	// Fence every id of the pool: the pool has a fixed size, so the ids a
+	// failed attempt may have used are known without probing.
 	pool := &recoveredPool{}
-	for k := 0; ; k++ {
+	for k := range max(poolSize, st.pool) {
 		t, err := c.initProducer(ctx, s.slotID(info, k), s.cfg.txnTimeout, -1, -1)
 		if err != nil {
 			return nil, fmt.Errorf("kafka sink %q: fence transactional id: %w", s.topic, err)
 		}
 		pool.slots = append(pool.slots, t)
-		// Ids beyond the stored pool were used by a failed attempt
-		// until one comes back fresh (epoch 0).
-		if k+1 >= st.pool && t.epoch == 0 {
-			break
-		}
 	}
 	return pool, nil
 }
@@ -462,14 +465,7 @@ func (w *sinkWriter[T]) begin() error {
 		}
 	}
 	if slot < 0 {
-		// Commits lag behind checkpoints: grow the pool.
-		t, err := w.c.initProducer(w.ctx, w.s.slotID(w.info, len(w.slots)), w.s.cfg.txnTimeout, -1, -1)
-		if err != nil {
-			return fmt.Errorf("kafka sink %q: %w", w.s.topic, err)
-		}
-		w.slots = append(w.slots, t)
-		w.free = append(w.free, true)
-		slot = len(w.slots) - 1
+		return fmt.Errorf("kafka sink %q: all %d transactional ids hold transactions waiting for their checkpoints to complete (checkpoints failing?); failing so that recovery aborts them and replays their records", w.s.topic, len(w.slots))
 	}
 	w.free[slot] = false
 	w.cur = &openTxn{slot: slot, started: time.Now().UnixMilli(), added: make([]bool, len(w.parts)), seq: make([]int32, len(w.parts))}

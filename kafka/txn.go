@@ -16,11 +16,11 @@ import (
 
 // Transactions, on kafka-go's protocol layer.
 //
-// Each sink subtask owns a small pool of transactional ids,
-// PREFIX-UID-SUBTASK-K for K = 0, 1, ...: one transaction runs per checkpoint
-// interval, and a pre-committed one waits for its checkpoint to complete
-// while the next one already runs, so two ids are enough unless commits lag
-// behind checkpoints (the pool then grows). A transaction ends with EndTxn
+// Each sink subtask owns a fixed pool of transactional ids,
+// PREFIX-UID-SUBTASK-K for K = 0..poolSize-1: one transaction runs per
+// checkpoint interval, and a pre-committed one waits for its checkpoint to
+// complete while the next one already runs, so two ids are used unless
+// checkpoints fail (a writer with no free id fails, and recovers). A transaction ends with EndTxn
 // and then an InitProducerID that names the id's current producer id and
 // epoch, which raises the epoch: every transaction of an id has an epoch of
 // its own. That is what makes redoing a commit safe. A checkpoint stores,
