@@ -106,6 +106,9 @@ type runFlags struct {
 	logLevel       string
 
 	checkpointDir      string
+	s3Endpoint         string
+	s3Region           string
+	s3PathStyle        bool
 	checkpointInterval time.Duration
 	checkpointTimeout  time.Duration
 	checkpointMinPause time.Duration
@@ -136,7 +139,10 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.StringVar(&rf.stateDir, "state-dir", "", "directory for keyed state (default: a temporary directory removed at exit)")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.StringVar(&rf.checkpointDir, "checkpoint-dir", "", "directory for checkpoints; turns checkpoints and recovery on")
+	fs.StringVar(&rf.checkpointDir, "checkpoint-dir", "", "directory for checkpoints, or s3://bucket/prefix; turns checkpoints and recovery on")
+	fs.StringVar(&rf.s3Endpoint, "s3-endpoint", "", "with an s3:// --checkpoint-dir: the S3 server's URL (default: AWS, or AWS_ENDPOINT_URL_S3); credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ~/.aws, ...)")
+	fs.StringVar(&rf.s3Region, "s3-region", "", "with an s3:// --checkpoint-dir: the region (default: AWS_REGION, else us-east-1)")
+	fs.BoolVar(&rf.s3PathStyle, "s3-path-style", false, "with an s3:// --checkpoint-dir: address buckets by path (ENDPOINT/BUCKET), as MinIO, Ceph and versitygw need")
 	fs.DurationVar(&rf.checkpointInterval, "checkpoint-interval", 10*time.Second, "time between periodic checkpoints")
 	fs.DurationVar(&rf.checkpointTimeout, "checkpoint-timeout", 10*time.Minute, "a checkpoint not complete after this long fails")
 	fs.DurationVar(&rf.checkpointMinPause, "checkpoint-min-pause", 0, "least time between the end of one checkpoint and the start of the next")
@@ -367,7 +373,7 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 	case rf.restartBackoff != "fixed" && rf.restartBackoff != "exponential":
 		return nil, fmt.Errorf("%s %q: want fixed or exponential", rf.source("restart-backoff"), rf.restartBackoff)
 	}
-	store, err := storage.NewLocal(rf.checkpointDir)
+	store, err := rf.openStore(rf.checkpointDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", rf.source("checkpoint-dir"), err)
 	}
@@ -397,6 +403,18 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 			return nil, fmt.Errorf("%s %q: want latest, none, or a checkpoint directory DIR/chk-ID", rf.source("restore"), rf.restore)
 		}
 		cc.Restore = Restore{Mode: RestoreID, ID: id}
+		if isS3(rf.restore) || isS3(rf.checkpointDir) {
+			// s3://bucket/prefix/chk-ID: the parent is the store.
+			parent := rf.restore[:strings.LastIndex(strings.TrimRight(rf.restore, "/"), "/")]
+			if parent != strings.TrimRight(rf.checkpointDir, "/") {
+				from, err := rf.openStore(parent)
+				if err != nil {
+					return nil, fmt.Errorf("%s: %w", rf.source("restore"), err)
+				}
+				cc.Restore.From = from
+			}
+			return cc, nil
+		}
 		parent, err1 := filepath.Abs(filepath.Dir(path))
 		dir, err2 := filepath.Abs(rf.checkpointDir)
 		if err := errors.Join(err1, err2); err != nil {
@@ -411,6 +429,24 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 		}
 	}
 	return cc, nil
+}
+
+func isS3(dir string) bool { return strings.HasPrefix(dir, "s3://") }
+
+// openStore opens checkpoint storage: a local directory, or an S3 bucket
+// and prefix (s3://bucket/prefix) with --s3-endpoint, --s3-region and
+// --s3-path-style, and credentials from the AWS SDK's environment.
+func (rf *runFlags) openStore(dir string) (storage.BlobStore, error) {
+	if !isS3(dir) {
+		return storage.NewLocal(dir)
+	}
+	bucket, prefix, err := storage.ParseS3URL(dir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	return storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Prefix: prefix, Endpoint: rf.s3Endpoint, Region: rf.s3Region, PathStyle: rf.s3PathStyle})
 }
 
 // runWithRestarts runs the job and, with checkpoints, restarts it from its

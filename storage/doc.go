@@ -1,6 +1,6 @@
 // Package storage is weir's checkpoint storage: a small BlobStore contract
-// (local directory, in memory; S3 later), the only owner of stored object
-// names, and the manifest that commits a checkpoint.
+// (local directory, S3, in memory), the only owner of stored object names,
+// and the manifest that commits a checkpoint.
 //
 // # Object layout
 //

@@ -1,0 +1,138 @@
+package storage_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/weirstream/weir/storage"
+	"github.com/weirstream/weir/storage/storagetest"
+)
+
+// The S3 tests run against a real S3 server: scripts/test starts versitygw
+// (integration/s3/versitygw.sh) and exports WEIR_S3_ENDPOINT with the
+// AWS_* credentials. Without it they skip, unless WEIR_REQUIRE_S3 or CI is
+// set.
+
+func s3Endpoint(t *testing.T) string {
+	t.Helper()
+	ep := os.Getenv("WEIR_S3_ENDPOINT")
+	if ep == "" {
+		if os.Getenv("WEIR_REQUIRE_S3") != "" || os.Getenv("CI") != "" {
+			t.Fatal("WEIR_S3_ENDPOINT is not set, but WEIR_REQUIRE_S3 or CI is: scripts/test starts versitygw with integration/s3/versitygw.sh")
+		}
+		t.Skip("WEIR_S3_ENDPOINT not set: start an S3 server with integration/s3/versitygw.sh start DIR")
+	}
+	return ep
+}
+
+var bucketSeq atomic.Int64
+
+// s3Client is a client of the test server of its own.
+func s3Client(t *testing.T, endpoint string) *s3.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
+}
+
+// newBucket creates a bucket for one test.
+func newBucket(t *testing.T, endpoint string) string {
+	t.Helper()
+	ctx := context.Background()
+	c := s3Client(t, endpoint)
+	name := fmt.Sprintf("weir-test-%d-%d", time.Now().UnixNano()%1e9, bucketSeq.Add(1))
+	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
+		t.Fatalf("create bucket %s: %v", name, err)
+	}
+	return name
+}
+
+func newS3(t *testing.T, prefix string, partSize int64) *storage.S3 {
+	s, _, _ := newS3Bucket(t, prefix, partSize)
+	return s
+}
+
+func newS3Bucket(t *testing.T, prefix string, partSize int64) (*storage.S3, string, string) {
+	t.Helper()
+	ep := s3Endpoint(t)
+	bucket := newBucket(t, ep)
+	s, err := storage.NewS3(context.Background(), storage.S3Config{Bucket: bucket, Prefix: prefix, Endpoint: ep, PathStyle: true, PartSize: partSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, bucket, ep
+}
+
+func TestS3Conformance(t *testing.T) {
+	storagetest.Run(t, func(t *testing.T) storage.BlobStore { return newS3(t, "ckpt/job-1", 0) })
+}
+
+// TestS3ConditionalWrites: the server (versitygw) supports If-None-Match,
+// so manifests are committed by a conditional put.
+func TestS3ConditionalWrites(t *testing.T) {
+	if s := newS3(t, "", 0); !s.Conditional() {
+		t.Fatal("the probe found no conditional writes on versitygw, which supports them")
+	}
+}
+
+// TestS3Multipart uploads objects larger than a part, in parallel parts,
+// and reads them back; a reader that fails midway leaves no object and no
+// unfinished upload behind.
+func TestS3Multipart(t *testing.T) {
+	s, bucket, ep := newS3Bucket(t, "p", 5<<20)
+	ctx := context.Background()
+	for _, size := range []int{5 << 20, 5<<20 + 1, 17<<20 + 12345} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i * 7 / 13)
+		}
+		name := fmt.Sprintf("shared/obj-%d", size)
+		if err := s.Put(ctx, name, bytes.NewReader(data)); err != nil {
+			t.Fatalf("put %d bytes: %v", size, err)
+		}
+		if n, err := s.Stat(ctx, name); err != nil || n != int64(size) {
+			t.Fatalf("stat: %d, %v; want %d", n, err, size)
+		}
+		r, err := s.Get(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(r)
+		r.Close()
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("get %d bytes: %d bytes back, %v", size, len(got), err)
+		}
+	}
+	failing := io.MultiReader(bytes.NewReader(make([]byte, 12<<20)), errReader{errors.New("disk on fire")})
+	if err := s.Put(ctx, "shared/broken", failing); err == nil || !strings.Contains(err.Error(), "disk on fire") {
+		t.Fatalf("put from a failing reader: %v", err)
+	}
+	if _, err := s.Stat(ctx, "shared/broken"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("after a failed put: %v, want ErrNotFound", err)
+	}
+	ups, err := s3Client(t, ep).ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Fatalf("%d multipart uploads left open after a failed put, want 0 (aborted)", len(ups.Uploads))
+	}
+}
+
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
