@@ -437,16 +437,9 @@ func isS3(dir string) bool { return strings.HasPrefix(dir, "s3://") }
 // and prefix (s3://bucket/prefix) with --s3-endpoint, --s3-region and
 // --s3-path-style, and credentials from the AWS SDK's environment.
 func (rf *runFlags) openStore(dir string) (storage.BlobStore, error) {
-	if !isS3(dir) {
-		return storage.NewLocal(dir)
-	}
-	bucket, prefix, err := storage.ParseS3URL(dir)
-	if err != nil {
-		return nil, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	return storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Prefix: prefix, Endpoint: rf.s3Endpoint, Region: rf.s3Region, PathStyle: rf.s3PathStyle})
+	return storage.OpenDir(ctx, dir, storage.S3Config{Endpoint: rf.s3Endpoint, Region: rf.s3Region, PathStyle: rf.s3PathStyle})
 }
 
 // runWithRestarts runs the job and, with checkpoints, restarts it from its

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -86,5 +87,12 @@ func TestSequenceKillLoopS3(t *testing.T) {
 	checkSequenceExactlyOnce(t, out, keys, count)
 	if n := manifests(); n == 0 {
 		t.Fatal("no checkpoint manifest in the bucket: the checkpoints were not on S3")
+	}
+	// The operator CLI reads S3 checkpoints as the job does.
+	cmd := exec.Command(weirCLI(t), "checkpoints", "verify", ckpt)
+	cmd.Env = append(os.Environ(), "WEIR_S3_PATH_STYLE=true")
+	out2, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out2), ": ok") || strings.Contains(string(out2), "DAMAGED") {
+		t.Fatalf("weir checkpoints verify %s: %v\n%s", ckpt, err, out2)
 	}
 }

@@ -55,6 +55,21 @@ func ParseS3URL(s string) (bucket, prefix string, err error) {
 	return u.Host, strings.Trim(u.Path, "/"), nil
 }
 
+// OpenDir opens checkpoint storage by its name: s3://bucket/prefix is an
+// S3 store (cfg gives the endpoint, region and addressing; its Bucket and
+// Prefix are ignored), anything else a local directory.
+func OpenDir(ctx context.Context, dir string, cfg S3Config) (BlobStore, error) {
+	if !strings.HasPrefix(dir, "s3://") {
+		return NewLocal(dir)
+	}
+	bucket, prefix, err := ParseS3URL(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Bucket, cfg.Prefix = bucket, prefix
+	return NewS3(ctx, cfg)
+}
+
 // S3 is a BlobStore in an S3 bucket.
 //
 // Every object carries a CRC-32C checksum that the server verifies on

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/storage"
@@ -49,7 +50,8 @@ func usage(w io.Writer) {
 
 Commands:
   version                       print the version of weir and of its checkpoint format
-  checkpoints list DIR          list the checkpoints in DIR, newest first
+  checkpoints list DIR          list the checkpoints in DIR (a directory or s3://bucket/prefix,
+                                with WEIR_S3_ENDPOINT, WEIR_S3_PATH_STYLE and AWS credentials), newest first
   checkpoints inspect DIR ID    show a checkpoint's operators, files, positions and pending commits
   checkpoints verify DIR        check every checksum and reference; exit 1 naming damaged files
   help                          print this help
@@ -63,11 +65,17 @@ func checkpoints(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return engine.ExitUsage
 	}
 	dir := args[1]
-	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
-		fmt.Fprintf(stderr, "weir: checkpoint directory %q: not a directory\n", dir)
-		return engine.ExitUsage
+	if !strings.HasPrefix(dir, "s3://") {
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "weir: checkpoint directory %q: not a directory\n", dir)
+			return engine.ExitUsage
+		}
 	}
-	store, err := storage.NewLocal(dir)
+	// An s3://bucket/prefix directory is reached as a job binary reaches
+	// it: WEIR_S3_ENDPOINT, WEIR_S3_REGION, WEIR_S3_PATH_STYLE, and the
+	// AWS SDK's credentials.
+	pathStyle, _ := strconv.ParseBool(os.Getenv("WEIR_S3_PATH_STYLE"))
+	store, err := storage.OpenDir(ctx, dir, storage.S3Config{Endpoint: os.Getenv("WEIR_S3_ENDPOINT"), Region: os.Getenv("WEIR_S3_REGION"), PathStyle: pathStyle})
 	if err != nil {
 		fmt.Fprintf(stderr, "weir: %v\n", err)
 		return engine.ExitFailed
@@ -168,7 +176,11 @@ func verify(ctx context.Context, store storage.BlobStore, dir string, stdout, st
 			damaged++
 			fmt.Fprintf(stdout, "checkpoint %d: DAMAGED\n", id)
 			for _, p := range c.Problems {
-				fmt.Fprintf(stdout, "  %s\n", filepath.Join(dir, p.String()))
+				loc := filepath.Join(dir, p.String())
+				if strings.HasPrefix(dir, "s3://") {
+					loc = strings.TrimRight(dir, "/") + "/" + p.String()
+				}
+				fmt.Fprintf(stdout, "  %s\n", loc)
 			}
 		}
 	}
