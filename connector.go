@@ -79,6 +79,12 @@ type CheckpointedReader interface {
 	Position() ([]byte, error)
 }
 
+// Permanent marks an error that restarting the job cannot cure (a missing
+// topic, a refused password, a rejected configuration): the job fails at
+// once instead of restarting in-process. Sources and sinks return it from
+// Open, Restore and Recover.
+func Permanent(err error) error { return engine.Permanent(err) }
+
 // CheckpointListener is a SourceReader that hears about its checkpoints:
 // CheckpointTaken(id) right after Position for checkpoint id, and
 // CheckpointComplete(id) on the reader's goroutine once checkpoint id (or a

@@ -469,6 +469,10 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 		if err == nil || cfg.Checkpoint == nil || ctx.Err() != nil {
 			return err
 		}
+		if IsPermanent(err) {
+			logger.Error("job failed with an error a restart cannot cure; not restarting", "err", err)
+			return err
+		}
 		if completed.Load() > before {
 			failures, delay = 0, rf.restartDelay
 		}

@@ -100,3 +100,26 @@ func (g *guard[T]) Flush() error {
 	}
 	return nil
 }
+
+// Permanent marks an error that restarting the job cannot cure: a missing
+// topic, a refused password, a configuration the sink rejects. A job that
+// fails with it does not restart in-process; it fails at once with the
+// error.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (p *permanentError) Error() string { return p.err.Error() }
+func (p *permanentError) Unwrap() error { return p.err }
+
+// IsPermanent reports whether err, or an error it wraps, was marked by
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *permanentError
+	return errors.As(err, &p)
+}

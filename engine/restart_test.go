@@ -180,3 +180,29 @@ func TestSourceWithoutPositionRefused(t *testing.T) {
 		t.Fatalf("a source without positions under checkpoints: %v, want an error naming it", err)
 	}
 }
+
+// A permanent error (a missing topic, a refused password) fails the job at
+// once: no restart would cure it.
+func TestPermanentErrorIsNotRestarted(t *testing.T) {
+	opens := 0
+	g := &Graph{}
+	src := AddSource(g, "src", func(ctx context.Context, oc *OpContext) (Reader[int], error) {
+		opens++
+		return nil, Permanent(errors.New("topic does not exist"))
+	})
+	src.Parallelism = 1
+	sink := AddOperator(g, "sink", func(oc *OpContext, next Output[struct{}]) (Output[int], error) {
+		return discardOp{}, nil
+	})
+	sink.Parallelism = 1
+	Connect(src, sink, Rebalance)
+	cfg := restartCfg(storage.NewMem(), RestoreLatest)
+	cfg.StateDir = t.TempDir()
+	err := runWithRestarts(context.Background(), g, cfg, restartFlags, slog.New(slog.DiscardHandler))
+	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "topic does not exist") {
+		t.Fatalf("err = %v, want the permanent error", err)
+	}
+	if opens != 1 {
+		t.Fatalf("the source opened %d times, want 1 (no restart)", opens)
+	}
+}

@@ -19,6 +19,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/weirstream/weir"
 )
 
 // Conn says how to reach a Kafka cluster. The zero value of every field but
@@ -133,7 +135,9 @@ func (c *client) partitions(ctx context.Context, topic string) ([]int32, error) 
 		res, err := c.roundTrip(ctx, &metadata.Request{TopicNames: []string{topic}})
 		if err != nil {
 			if !retriable(err) {
-				return nil, err
+				// A refused password, a certificate that does not
+				// verify: no restart cures it.
+				return nil, weir.Permanent(err)
 			}
 			if ctx.Err() != nil || sleep(ctx, 200*time.Millisecond) != nil {
 				return nil, fmt.Errorf("cannot reach brokers %s within %v (check --brokers, the network and the brokers' listeners): %w", strings.Join(c.conn.Brokers, ","), limit, err)
@@ -147,14 +151,14 @@ func (c *client) partitions(ctx context.Context, topic string) ([]int32, error) 
 			}
 			switch e := kafkago.Error(t.ErrorCode); {
 			case e == kafkago.UnknownTopicOrPartition:
-				return nil, fmt.Errorf("kafka: topic %q does not exist on %s", topic, strings.Join(c.conn.Brokers, ","))
+				return nil, weir.Permanent(fmt.Errorf("kafka: topic %q does not exist on %s", topic, strings.Join(c.conn.Brokers, ",")))
 			case t.ErrorCode != 0 && e.Temporary():
 				if err := sleep(ctx, 200*time.Millisecond); err != nil {
 					return nil, fmt.Errorf("kafka: metadata of topic %q: %w", topic, e)
 				}
 				continue
 			case t.ErrorCode != 0:
-				return nil, fmt.Errorf("kafka: metadata of topic %q: %w", topic, e)
+				return nil, weir.Permanent(fmt.Errorf("kafka: metadata of topic %q: %w", topic, e))
 			}
 			ps := make([]int32, 0, len(t.Partitions))
 			for _, p := range t.Partitions {
@@ -163,7 +167,7 @@ func (c *client) partitions(ctx context.Context, topic string) ([]int32, error) 
 			slices.Sort(ps)
 			return ps, nil
 		}
-		return nil, fmt.Errorf("kafka: topic %q does not exist on %s", topic, strings.Join(c.conn.Brokers, ","))
+		return nil, weir.Permanent(fmt.Errorf("kafka: topic %q does not exist on %s", topic, strings.Join(c.conn.Brokers, ",")))
 	}
 }
 

@@ -160,8 +160,8 @@ func (s *Sink[T]) check(info weir.SubtaskInfo) error {
 		return nil
 	}
 	if need := info.CheckpointInterval + info.MaxRestartDelay; info.CheckpointInterval > 0 && need >= s.cfg.txnTimeout {
-		return fmt.Errorf("kafka sink %q: exactly-once: the checkpoint interval (%v) plus the restart delay (%v) is not below the transaction timeout (%v), so a transaction could be aborted before it commits: shorten --checkpoint-interval or --restart-delay, or raise kafka.TransactionTimeout (and the brokers' transaction.max.timeout.ms)",
-			s.topic, info.CheckpointInterval, info.MaxRestartDelay, s.cfg.txnTimeout)
+		return weir.Permanent(fmt.Errorf("kafka sink %q: exactly-once: the checkpoint interval (%v) plus the restart delay (%v) is not below the transaction timeout (%v), so a transaction could be aborted before it commits: shorten --checkpoint-interval or --restart-delay, or raise kafka.TransactionTimeout (and the brokers' transaction.max.timeout.ms)",
+			s.topic, info.CheckpointInterval, info.MaxRestartDelay, s.cfg.txnTimeout))
 	}
 	return nil
 }

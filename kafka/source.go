@@ -210,7 +210,7 @@ func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored ma
 		return nil, fmt.Errorf("kafka source %q: no deserializer", s.topic)
 	}
 	if (s.cfg.start.kind == startGroup || s.cfg.commitOffsets) && s.cfg.group == "" {
-		return nil, fmt.Errorf("kafka source %q: GroupOffsets and CommitOffsets need a Group", s.topic)
+		return nil, weir.Permanent(fmt.Errorf("kafka source %q: GroupOffsets and CommitOffsets need a Group", s.topic))
 	}
 	c, err := newClient(s.conn)
 	if err != nil {
@@ -634,9 +634,19 @@ func (r *sourceReader[T]) partIdle(ps *partState, now time.Time) bool {
 }
 
 // Idle implements engine.Watermarker: the subtask is idle when all its
-// partitions are (or it has none).
+// partitions are, and always when it has none.
 func (r *sourceReader[T]) Idle(read bool) (idle, changed bool) {
-	if !r.src.cfg.eventTime || r.src.cfg.idleTimeout <= 0 {
+	if !r.src.cfg.eventTime {
+		return false, false
+	}
+	if len(r.parts) == 0 {
+		// More subtasks than partitions: this one will never read, so
+		// it must not hold event time back, whatever the idle timeout.
+		changed = !r.idle
+		r.idle = true
+		return true, changed
+	}
+	if r.src.cfg.idleTimeout <= 0 {
 		return false, false
 	}
 	now := r.now()

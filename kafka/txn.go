@@ -12,6 +12,8 @@ import (
 	"github.com/segmentio/kafka-go/protocol/addpartitionstotxn"
 	"github.com/segmentio/kafka-go/protocol/endtxn"
 	"github.com/segmentio/kafka-go/protocol/initproducerid"
+
+	"github.com/weirstream/weir"
 )
 
 // Transactions, on kafka-go's protocol layer.
@@ -179,7 +181,7 @@ func (c *client) initProducer(ctx context.Context, id string, timeout time.Durat
 		if r.ErrorCode != 0 {
 			e := kafkago.Error(r.ErrorCode)
 			if e == kafkago.InvalidTransactionTimeout {
-				return fmt.Errorf("%w: the transaction timeout %v is above the broker's transaction.max.timeout.ms: lower it (kafka.TransactionTimeout) or raise transaction.max.timeout.ms on the brokers", e, timeout)
+				return weir.Permanent(fmt.Errorf("%w: the transaction timeout %v is above the broker's transaction.max.timeout.ms: lower it (kafka.TransactionTimeout) or raise transaction.max.timeout.ms on the brokers", e, timeout))
 			}
 			return e
 		}

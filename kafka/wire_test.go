@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	kafkago "github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
@@ -169,5 +170,21 @@ func TestDeserializers(t *testing.T) {
 	}
 	if rec, _ := Records()(r); string(rec.Key) != "k" {
 		t.Fatalf("Records: %+v", rec)
+	}
+}
+
+// TestSubtaskWithoutPartitionsIsIdle: with more subtasks than partitions,
+// a subtask that reads nothing is idle at once, even without an idle
+// timeout, so it does not hold the job's event time back.
+func TestSubtaskWithoutPartitionsIsIdle(t *testing.T) {
+	r := &sourceReader[[]byte]{src: NewSource(Conn{}, "t", Bytes(), EventTime(0, 0)), now: time.Now, sent: weir.NoWatermark}
+	if idle, changed := r.Idle(false); !idle || !changed {
+		t.Fatalf("Idle = %v, %v; want true, true", idle, changed)
+	}
+	if idle, changed := r.Idle(false); !idle || changed {
+		t.Fatalf("second Idle = %v, %v; want true, false", idle, changed)
+	}
+	if _, ok := r.Watermark(); ok {
+		t.Fatal("a subtask without partitions emitted a watermark")
 	}
 }
