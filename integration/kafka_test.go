@@ -20,6 +20,7 @@ import (
 	kafkago "github.com/segmentio/kafka-go"
 
 	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/internal/testenv"
 	"github.com/weirstream/weir/kafka"
 )
 
@@ -30,14 +31,7 @@ import (
 
 func kafkaBroker(t *testing.T) kafka.Conn {
 	t.Helper()
-	addr := os.Getenv("WEIR_KAFKA_BOOTSTRAP")
-	if addr == "" {
-		if os.Getenv("WEIR_REQUIRE_KAFKA") != "" || os.Getenv("CI") != "" {
-			t.Fatal("WEIR_KAFKA_BOOTSTRAP is not set, but WEIR_REQUIRE_KAFKA or CI is: scripts/test starts a broker with integration/kafka/broker.sh")
-		}
-		t.Skip("WEIR_KAFKA_BOOTSTRAP not set: start a broker with integration/kafka/broker.sh start DIR")
-	}
-	return kafka.Conn{Brokers: []string{addr}, RequestTimeout: 30 * time.Second}
+	return kafka.Conn{Brokers: []string{testenv.Kafka(t)}, RequestTimeout: 30 * time.Second}
 }
 
 func kafkaClient(conn kafka.Conn) *kafkago.Client {
@@ -132,10 +126,7 @@ func readTopic[T any](t *testing.T, conn kafka.Conn, topic string, d kafka.Deser
 // reads.
 func javaReadCommitted(t *testing.T, conn kafka.Conn, topic string) []kafka.Record {
 	t.Helper()
-	bdir := os.Getenv("WEIR_KAFKA_DIR")
-	if bdir == "" {
-		t.Fatal("WEIR_KAFKA_DIR is not set: the broker's jars are named in its directory (scripts/test sets it)")
-	}
+	bdir := testenv.KafkaDir(t)
 	jars, err := os.ReadFile(filepath.Join(bdir, "jars"))
 	if err != nil {
 		t.Fatal(err)
@@ -454,10 +445,7 @@ func TestKafkaUnreachableBroker(t *testing.T) {
 // clear error.
 func TestKafkaSASL(t *testing.T) {
 	conn := kafkaBroker(t)
-	bdir := os.Getenv("WEIR_KAFKA_DIR")
-	if bdir == "" {
-		t.Fatal("WEIR_KAFKA_DIR is not set: the SASL listeners' addresses are in the broker's directory (scripts/test sets it)")
-	}
+	bdir := testenv.KafkaDir(t)
 	read := func(name string) string {
 		b, err := os.ReadFile(filepath.Join(bdir, name))
 		if err != nil {

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -12,59 +11,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/weirstream/weir/internal/testenv"
+	"github.com/weirstream/weir/storage"
 )
 
-// The S3 tests keep checkpoints on a real S3 server: scripts/test starts
-// versitygw (integration/s3/versitygw.sh) and exports WEIR_S3_ENDPOINT
-// and the AWS_* credentials.
-
-func s3Endpoint(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("WEIR_S3_ENDPOINT")
-	if ep == "" {
-		if os.Getenv("WEIR_REQUIRE_S3") != "" || os.Getenv("CI") != "" {
-			t.Fatal("WEIR_S3_ENDPOINT is not set, but WEIR_REQUIRE_S3 or CI is: scripts/test starts versitygw with integration/s3/versitygw.sh")
-		}
-		t.Skip("WEIR_S3_ENDPOINT not set: start an S3 server with integration/s3/versitygw.sh start DIR")
-	}
-	return ep
-}
+// The S3 tests keep checkpoints on a real S3 server that scripts/test
+// starts (integration/s3/versitygw.sh); see package testenv.
 
 // s3Bucket creates a bucket for the test and returns s3://bucket/prefix
 // with the flags that reach it.
-func s3Bucket(t *testing.T, prefix string) (dir string, flags []string, manifests func() int) {
+func s3Bucket(t *testing.T, prefix string) (dir string, flags []string) {
 	t.Helper()
-	ep := s3Endpoint(t)
-	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("us-east-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(ep); o.UsePathStyle = true })
-	name := fmt.Sprintf("weir-it-%d", time.Now().UnixNano()%1e12)
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket %s: %v", name, err)
-	}
-	manifests = func() int {
-		n := 0
-		p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(name), Prefix: aws.String(prefix + "/")})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, o := range page.Contents {
-				if strings.HasSuffix(aws.ToString(o.Key), "/MANIFEST") {
-					n++
-				}
-			}
-		}
-		return n
-	}
-	return "s3://" + name + "/" + prefix, []string{"--s3-endpoint", ep, "--s3-path-style"}, manifests
+	ep := testenv.S3(t)
+	name, _ := testenv.S3Bucket(t, ep)
+	return "s3://" + name + "/" + prefix, []string{"--s3-endpoint", ep, "--s3-path-style"}
 }
 
 // TestSequenceKillLoopS3 is the checkpoint crash test with its checkpoints
@@ -72,7 +32,7 @@ func s3Bucket(t *testing.T, prefix string) (dir string, flags []string, manifest
 // time, its output exactly once.
 func TestSequenceKillLoopS3(t *testing.T) {
 	const keys, count, kills = 10, 2000, 8
-	ckpt, s3flags, manifests := s3Bucket(t, "jobs/sequence")
+	ckpt, s3flags := s3Bucket(t, "jobs/sequence")
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 	args := append(append([]string{
@@ -85,8 +45,12 @@ func TestSequenceKillLoopS3(t *testing.T) {
 	checkSequenceExactlyOnce(t, out, keys, count)
 	rerunAddsNothing(t, out, "sequence", args...)
 	checkSequenceExactlyOnce(t, out, keys, count)
-	if n := manifests(); n == 0 {
-		t.Fatal("no checkpoint manifest in the bucket: the checkpoints were not on S3")
+	store, err := storage.OpenDir(context.Background(), ckpt, storage.S3Config{Endpoint: s3flags[1], PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := storage.ListCheckpoints(context.Background(), store); err != nil || len(ids) == 0 {
+		t.Fatalf("checkpoints in %s: %v, %v: the checkpoints were not on S3", ckpt, ids, err)
 	}
 	// The operator CLI reads S3 checkpoints as the job does.
 	cmd := exec.Command(weirCLI(t), "checkpoints", "verify", ckpt)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,23 +17,15 @@ import (
 	"github.com/segmentio/kafka-go/protocol/rawproduce"
 
 	"github.com/weirstream/weir"
+	"github.com/weirstream/weir/internal/testenv"
 )
 
-// The tests in this file run against a real broker: integration/kafka/
-// broker.sh starts one and scripts/test exports its address as
-// WEIR_KAFKA_BOOTSTRAP. Without it they skip, except under CI, where a
-// missing broker is a failure.
+// The tests in this file run against a real broker that scripts/test
+// starts (integration/kafka/broker.sh); see package testenv.
 
 func testConn(t *testing.T) Conn {
 	t.Helper()
-	addr := os.Getenv("WEIR_KAFKA_BOOTSTRAP")
-	if addr == "" {
-		if os.Getenv("WEIR_REQUIRE_KAFKA") != "" || os.Getenv("CI") != "" {
-			t.Fatal("WEIR_KAFKA_BOOTSTRAP is not set, but WEIR_REQUIRE_KAFKA or CI is: scripts/test starts a broker with integration/kafka/broker.sh")
-		}
-		t.Skip("WEIR_KAFKA_BOOTSTRAP not set: start a broker with integration/kafka/broker.sh start DIR")
-	}
-	return Conn{Brokers: []string{addr}, RequestTimeout: 20 * time.Second}
+	return Conn{Brokers: []string{testenv.Kafka(t)}, RequestTimeout: 20 * time.Second}
 }
 
 var topicSeq int

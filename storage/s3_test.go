@@ -6,60 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
-	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/weirstream/weir/internal/testenv"
 	"github.com/weirstream/weir/storage"
 	"github.com/weirstream/weir/storage/storagetest"
 )
 
-// The S3 tests run against a real S3 server: scripts/test starts versitygw
-// (integration/s3/versitygw.sh) and exports WEIR_S3_ENDPOINT with the
-// AWS_* credentials. Without it they skip, unless WEIR_REQUIRE_S3 or CI is
-// set.
-
-func s3Endpoint(t *testing.T) string {
-	t.Helper()
-	ep := os.Getenv("WEIR_S3_ENDPOINT")
-	if ep == "" {
-		if os.Getenv("WEIR_REQUIRE_S3") != "" || os.Getenv("CI") != "" {
-			t.Fatal("WEIR_S3_ENDPOINT is not set, but WEIR_REQUIRE_S3 or CI is: scripts/test starts versitygw with integration/s3/versitygw.sh")
-		}
-		t.Skip("WEIR_S3_ENDPOINT not set: start an S3 server with integration/s3/versitygw.sh start DIR")
-	}
-	return ep
-}
-
-var bucketSeq atomic.Int64
-
-// s3Client is a client of the test server of its own.
-func s3Client(t *testing.T, endpoint string) *s3.Client {
-	t.Helper()
-	cfg, err := config.LoadDefaultConfig(context.Background(), config.WithRegion("us-east-1"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s3.NewFromConfig(cfg, func(o *s3.Options) { o.BaseEndpoint = aws.String(endpoint); o.UsePathStyle = true })
-}
-
-// newBucket creates a bucket for one test.
-func newBucket(t *testing.T, endpoint string) string {
-	t.Helper()
-	ctx := context.Background()
-	c := s3Client(t, endpoint)
-	name := fmt.Sprintf("weir-test-%d-%d", time.Now().UnixNano()%1e9, bucketSeq.Add(1))
-	if _, err := c.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(name)}); err != nil {
-		t.Fatalf("create bucket %s: %v", name, err)
-	}
-	return name
-}
+// The S3 tests run against a real S3 server that scripts/test starts
+// (integration/s3/versitygw.sh); see package testenv.
 
 func newS3(t *testing.T, prefix string, partSize int64) *storage.S3 {
 	s, _, _ := newS3Bucket(t, prefix, partSize)
@@ -68,8 +27,8 @@ func newS3(t *testing.T, prefix string, partSize int64) *storage.S3 {
 
 func newS3Bucket(t *testing.T, prefix string, partSize int64) (*storage.S3, string, string) {
 	t.Helper()
-	ep := s3Endpoint(t)
-	bucket := newBucket(t, ep)
+	ep := testenv.S3(t)
+	bucket, _ := testenv.S3Bucket(t, ep)
 	s, err := storage.NewS3(context.Background(), storage.S3Config{Bucket: bucket, Prefix: prefix, Endpoint: ep, PathStyle: true, PartSize: partSize})
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +83,7 @@ func TestS3Multipart(t *testing.T) {
 	if _, err := s.Stat(ctx, "shared/broken"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("after a failed put: %v, want ErrNotFound", err)
 	}
-	ups, err := s3Client(t, ep).ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	ups, err := testenv.S3Client(t, ep).ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
 	if err != nil {
 		t.Fatal(err)
 	}
