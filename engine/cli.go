@@ -379,7 +379,7 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 	}
 	maxDelay := rf.restartDelay
 	if rf.restartBackoff == "exponential" {
-		maxDelay = max(maxDelay, time.Minute)
+		maxDelay = max(maxDelay, maxBackoff)
 	}
 	cc := &CheckpointConfig{
 		Store:           store,
@@ -430,6 +430,9 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 	}
 	return cc, nil
 }
+
+// maxBackoff caps the exponential restart delay.
+const maxBackoff = time.Minute
 
 func isS3(dir string) bool { return strings.HasPrefix(dir, "s3://") }
 
@@ -490,7 +493,7 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 			return err
 		}
 		if rf.restartBackoff == "exponential" {
-			delay = min(2*delay, time.Minute)
+			delay = min(2*delay, maxBackoff)
 		}
 		// Once an attempt completed a checkpoint, later ones restore the
 		// newest; until then they start as the user asked (--restore).
