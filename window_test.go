@@ -301,23 +301,28 @@ func TestSessionWindows(t *testing.T) {
 	for _, r := range c.Values() {
 		got = append(got, fmt.Sprintf("%d [%d,%d)=%d", r.Key, r.Window.Start, r.Window.End, r.Value))
 	}
-	slices.Sort(got)
-	slices.Sort(want)
-	if len(want) < 50 {
-		t.Fatalf("only %d sessions in the test data", len(want))
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("%d sessions, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
-	}
+	sameSorted(t, "sessions", got, want, 50)
 }
 
-func firstDiff(a, b []string) string {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return fmt.Sprintf("%q vs %q", a[i], b[i])
-		}
+// sameSorted compares two lists of rows in any order: got must equal want,
+// and want hold at least least rows (or the test data tests too little).
+func sameSorted(t *testing.T, what string, got, want []string, least int) {
+	t.Helper()
+	slices.Sort(got)
+	slices.Sort(want)
+	if len(want) < least {
+		t.Fatalf("only %d %s in the test data", len(want), what)
 	}
-	return "the end"
+	if !slices.Equal(got, want) {
+		diff := "the end"
+		for i := range min(len(got), len(want)) {
+			if got[i] != want[i] {
+				diff = fmt.Sprintf("%q vs %q", got[i], want[i])
+				break
+			}
+		}
+		t.Fatalf("%d %s, want %d; first difference at %s", len(got), what, len(want), diff)
+	}
 }
 
 func TestSessionsNeedAMerger(t *testing.T) {
@@ -376,11 +381,7 @@ func TestWindowProcess(t *testing.T) {
 		want = append(want, fmt.Sprintf("%s n=%d min=%d max=%d", k, a.n, a.lo, a.hi))
 	}
 	got := c.Values()
-	slices.Sort(got)
-	slices.Sort(want)
-	if !slices.Equal(got, want) {
-		t.Fatalf("%d windows, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
-	}
+	sameSorted(t, "windows", got, want, 0)
 }
 
 // TestProcessingTimeTimers: a keyed function sets a wall-clock timer 50 ms
@@ -484,14 +485,7 @@ func TestIntervalJoin(t *testing.T) {
 		}
 	}
 	got := out.Values()
-	slices.Sort(got)
-	slices.Sort(want)
-	if len(want) < 100 {
-		t.Fatalf("only %d pairs in the test data", len(want))
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("%d pairs, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
-	}
+	sameSorted(t, "pairs", got, want, 100)
 }
 
 // TestWindowJoin pairs two streams' records of a key in the same tumbling
@@ -535,14 +529,7 @@ func TestWindowJoin(t *testing.T) {
 		}
 	}
 	got := out.Values()
-	slices.Sort(got)
-	slices.Sort(want)
-	if len(want) < 100 {
-		t.Fatalf("only %d pairs in the test data", len(want))
-	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("%d pairs, want %d; first difference at %v", len(got), len(want), firstDiff(got, want))
-	}
+	sameSorted(t, "pairs", got, want, 100)
 }
 
 // TestLateSideOutput: the record that TestLateRecordsAreDropped drops comes

@@ -54,9 +54,12 @@ func readCommitted(batches []fetchedBatch, aborted []abortedTxn, from int64, out
 	if len(batches) == 0 {
 		return out, next
 	}
-	aborted = slices.Clone(aborted)
-	slices.SortFunc(aborted, func(a, b abortedTxn) int { return cmp.Compare(a.firstOffset, b.firstOffset) })
-	inAborted := map[int64]bool{}
+	var inAborted map[int64]bool // nil, and nothing allocated, without aborted transactions
+	if len(aborted) > 0 {
+		aborted = slices.Clone(aborted)
+		slices.SortFunc(aborted, func(a, b abortedTxn) int { return cmp.Compare(a.firstOffset, b.firstOffset) })
+		inAborted = map[int64]bool{}
+	}
 	for i := range batches {
 		b := &batches[i]
 		if b.last+1 > next {
