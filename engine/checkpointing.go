@@ -36,6 +36,12 @@ type CheckpointConfig struct {
 	// OnComplete, if set, is called on the driver goroutine with the
 	// statistics of every completed checkpoint. It must return quickly.
 	OnComplete func(CheckpointStats)
+	// OrphanGrace is how old an object no checkpoint references (left by
+	// a process killed while uploading) must be before the sweep at start
+	// deletes it: younger ones may belong to another process still
+	// writing. 0 means DefaultOrphanGrace; a negative value sweeps every
+	// orphan.
+	OrphanGrace time.Duration
 	// MaxRestartDelay is the longest the job waits before it restarts
 	// after a failure (informational: sinks whose transactions time out
 	// check that a restart comes in time).
@@ -59,6 +65,7 @@ type CheckpointStats struct {
 const (
 	DefaultRetain       = 3
 	DefaultMaxHeldBytes = 64 << 20
+	DefaultOrphanGrace  = time.Hour
 )
 
 // RestoreMode says what a job with checkpoints starts from.
@@ -143,6 +150,7 @@ type checkpointer struct {
 
 	// Driver goroutine only.
 	retained []*storage.Manifest         // oldest first
+	dropped  []*storage.Manifest         // dropped from retained, not yet collected
 	inFlight map[uint64]*CheckpointStats // by id, from trigger to completion or abort
 	started  map[uint64]time.Time        // trigger time of the checkpoints in inFlight
 	lastFail string                      // the last abort, for FailJob's error
@@ -174,6 +182,7 @@ func (c *checkpointer) drive(ctx context.Context) {
 	every = min(max(every, 10*time.Millisecond), time.Second)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	c.sweep(ctx)
 	for {
 		select {
 		case <-ctx.Done():
@@ -350,6 +359,7 @@ func (c *checkpointer) manifest(a checkpoint.WriteManifest[stateHandle]) *storag
 func (c *checkpointer) retain(ctx context.Context, m *storage.Manifest) {
 	c.retained = append(c.retained, m)
 	if n := max(c.cfg.Retain, 1); len(c.retained) > n {
+		c.dropped = append(c.dropped, c.retained[:len(c.retained)-n]...)
 		c.retained = c.retained[len(c.retained)-n:]
 	}
 	for _, p := range c.coord.Status().Pending {
@@ -357,21 +367,74 @@ func (c *checkpointer) retain(ctx context.Context, m *storage.Manifest) {
 			return
 		}
 	}
-	all, err := c.store.List(ctx, "")
+	// Nothing is in flight, so objects no checkpoint references are
+	// garbage however young.
+	if c.collect(ctx, "checkpoint retention", c.dropped, -1) {
+		c.dropped = nil
+	}
+}
+
+// sweep runs once before the first checkpoint of a run: it deletes what
+// retention would, and orphans older than the grace period, left by a
+// process killed while uploading (retention would only delete them once
+// a newer checkpoint completes).
+func (c *checkpointer) sweep(ctx context.Context) {
+	grace := c.cfg.OrphanGrace
+	if grace == 0 {
+		grace = DefaultOrphanGrace
+	}
+	ids, err := storage.ListCheckpoints(ctx, c.store)
 	if err != nil {
-		c.log.Warn("checkpoint retention: list storage", "err", err)
+		c.log.Warn("checkpoint sweep: list storage", "err", err)
 		return
 	}
-	garbage := storage.Garbage(all, c.retained)
-	for _, name := range garbage {
-		if err := c.store.Delete(ctx, name); err != nil {
-			c.log.Warn("checkpoint retention: delete", "object", name, "err", err)
+	retained := map[uint64]bool{}
+	for _, m := range c.retained {
+		retained[m.CheckpointID] = true
+	}
+	var known []*storage.Manifest
+	for _, id := range ids {
+		if retained[id] {
+			continue
+		}
+		m, err := storage.ReadManifest(ctx, c.store, id)
+		switch {
+		case err == nil:
+			known = append(known, m)
+		case errors.Is(err, storage.ErrNotFound), errors.Is(err, storage.ErrCorruptManifest), errors.Is(err, storage.ErrUnknownVersion):
+			// Never committed, or unreadable: Collect knows what to
+			// keep of it.
+		default:
+			c.log.Warn("checkpoint sweep: read manifest", "checkpoint", id, "err", err)
 			return
 		}
 	}
-	if len(garbage) > 0 {
-		c.log.Debug("checkpoint retention", "deleted_objects", len(garbage), "retained", len(c.retained))
+	c.collect(ctx, "checkpoint sweep", known, grace)
+}
+
+// collect deletes what storage.Collect returns for the retained
+// checkpoints; known are other manifests (dropped or newer ones). It
+// reports whether it deleted all of it.
+func (c *checkpointer) collect(ctx context.Context, what string, known []*storage.Manifest, grace time.Duration) bool {
+	all, err := c.store.List(ctx, "")
+	if err != nil {
+		c.log.Warn(what+": list storage", "err", err)
+		return false
 	}
+	garbage := storage.Collect(all, c.retained, known, time.Now(), max(grace, 0))
+	var bytes int64
+	for _, g := range garbage {
+		if err := c.store.Delete(ctx, g.Object); err != nil {
+			c.log.Warn(what+": delete", "object", g.Object, "err", err)
+			return false
+		}
+		bytes += g.Size
+		c.log.Debug(what+": deleted", "object", g.Object, "reason", g.Reason)
+	}
+	if len(garbage) > 0 {
+		c.log.Debug(what, "deleted_objects", len(garbage), "deleted_bytes", bytes, "retained", len(c.retained))
+	}
+	return true
 }
 
 // removeLocal removes the local checkpoint directories whose id matches.

@@ -113,6 +113,7 @@ type runFlags struct {
 	checkpointTimeout  time.Duration
 	checkpointMinPause time.Duration
 	checkpointRetain   int
+	orphanGrace        time.Duration
 	tolerableFailures  int
 	restore            string
 	restartAttempts    int
@@ -147,6 +148,7 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.DurationVar(&rf.checkpointTimeout, "checkpoint-timeout", 10*time.Minute, "a checkpoint not complete after this long fails")
 	fs.DurationVar(&rf.checkpointMinPause, "checkpoint-min-pause", 0, "least time between the end of one checkpoint and the start of the next")
 	fs.IntVar(&rf.checkpointRetain, "checkpoint-retain", DefaultRetain, "completed checkpoints to keep")
+	fs.DurationVar(&rf.orphanGrace, "checkpoint-orphan-grace", DefaultOrphanGrace, "at start, delete objects in --checkpoint-dir that no checkpoint references (left by a process killed while uploading) once they are this old (0: all of them; only when no other process writes the directory)")
 	fs.IntVar(&rf.tolerableFailures, "checkpoint-tolerable-failures", 3, "consecutive failed checkpoints tolerated before the job fails (-1: any number)")
 	fs.StringVar(&rf.restore, "restore", "latest", "what to start from: latest (the newest valid checkpoint in --checkpoint-dir, if any), none, or the path of a checkpoint (DIR/chk-ID)")
 	fs.IntVar(&rf.restartAttempts, "restart-attempts", 3, "with checkpoints, how many times in a row a failed job restarts in-process from its latest checkpoint (0: never); an attempt that completes a checkpoint resets the count")
@@ -366,6 +368,8 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 		return nil, fmt.Errorf("%s %v: must not be negative", rf.source("checkpoint-min-pause"), rf.checkpointMinPause)
 	case rf.checkpointRetain < 1:
 		return nil, fmt.Errorf("%s %d: must be at least 1", rf.source("checkpoint-retain"), rf.checkpointRetain)
+	case rf.orphanGrace < 0:
+		return nil, fmt.Errorf("%s %v: must not be negative", rf.source("checkpoint-orphan-grace"), rf.orphanGrace)
 	case rf.restartAttempts < 0:
 		return nil, fmt.Errorf("%s %d: must not be negative", rf.source("restart-attempts"), rf.restartAttempts)
 	case rf.restartDelay < 0:
@@ -384,6 +388,7 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 	cc := &CheckpointConfig{
 		Store:           store,
 		Retain:          rf.checkpointRetain,
+		OrphanGrace:     rf.orphanGrace,
 		MaxRestartDelay: maxDelay,
 		Policy: checkpoint.Policy{
 			Interval:          rf.checkpointInterval,
@@ -391,6 +396,9 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 			MinPause:          rf.checkpointMinPause,
 			TolerableFailures: rf.tolerableFailures,
 		},
+	}
+	if cc.OrphanGrace == 0 {
+		cc.OrphanGrace = -1 // every orphan
 	}
 	switch rf.restore {
 	case "latest":

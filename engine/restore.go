@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -266,18 +265,21 @@ func (c *checkpointer) assemble(ctx context.Context, oc *OpContext, files []stor
 			}
 		}
 	}
+	var fetch []storage.StateFile
+	var paths []string
 	for _, f := range files {
 		dst := filepath.Join(dir, f.LocalName)
 		if local := findLocal(ctx, locals, f); local != "" && os.Link(local, dst) == nil {
 			linked++
 			continue
 		}
-		if err := downloadFile(ctx, c.restoreStore, f, dst); err != nil {
-			return linked, downloaded, err
-		}
-		downloaded++
+		fetch = append(fetch, f)
+		paths = append(paths, dst)
 	}
-	return linked, downloaded, nil
+	if _, err := storage.Download(ctx, c.restoreStore, fetch, paths, 0); err != nil {
+		return linked, 0, err
+	}
+	return linked, len(fetch), nil
 }
 
 // findLocal returns a file in one of dirs with f's name, size and CRC32C.
@@ -298,28 +300,4 @@ func findLocal(ctx context.Context, dirs []string, f storage.StateFile) string {
 		}
 	}
 	return ""
-}
-
-// downloadFile copies f from store to path, checking its size and CRC32C.
-func downloadFile(ctx context.Context, store storage.BlobStore, f storage.StateFile, path string) error {
-	r, err := store.Get(ctx, f.Object)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	w, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	size, crc, err := storage.ChecksumOf(ctx, io.TeeReader(r, w))
-	if cerr := w.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("download %s: %w", f.Object, err)
-	}
-	if size != f.Size || crc != f.CRC32C {
-		return fmt.Errorf("download %s: %d bytes with CRC32C %08x, the manifest says %d bytes with %08x", f.Object, size, crc, f.Size, f.CRC32C)
-	}
-	return nil
 }

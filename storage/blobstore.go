@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Operations wrap them with the object name; test with errors.Is.
@@ -41,11 +42,32 @@ type BlobStore interface {
 	Get(ctx context.Context, name string) (io.ReadCloser, error)
 	// Stat returns the object's size in bytes; ErrNotFound if it does not exist.
 	Stat(ctx context.Context, name string) (int64, error)
-	// List returns the names of all objects starting with prefix (a plain
-	// string prefix, not necessarily whole elements; "" lists all), sorted.
-	List(ctx context.Context, prefix string) ([]string, error)
+	// List returns all objects whose names start with prefix (a plain
+	// string prefix, not necessarily whole elements; "" lists all), sorted
+	// by name.
+	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
 	// Delete removes the object. Deleting a missing object is not an error.
 	Delete(ctx context.Context, name string) error
+}
+
+// ObjectInfo describes a stored object, as List returns it.
+type ObjectInfo struct {
+	Name string
+	Size int64
+	// ModTime is when the object was last written, by the store's clock
+	// (the S3 server's, or the file system's): garbage collection leaves
+	// unreferenced objects younger than a grace period alone, as they may
+	// belong to a checkpoint being written.
+	ModTime time.Time
+}
+
+// Names returns the names of objs.
+func Names(objs []ObjectInfo) []string {
+	names := make([]string, len(objs))
+	for i, o := range objs {
+		names[i] = o.Name
+	}
+	return names
 }
 
 // Name limits.

@@ -37,51 +37,6 @@ func TestNames(t *testing.T) {
 	}
 }
 
-func TestGarbage(t *testing.T) {
-	sh := func(c byte) string { var d Digest; d.SHA256[0] = c; return SharedObject(d) }
-	pv := func(id uint64, f string) string { n, _ := PrivateObject(id, "op", 0, f); return n }
-	man := func(id uint64, files ...string) *Manifest {
-		m := &Manifest{JobName: "j", CheckpointID: id, MaxParallelism: 1}
-		st := SubtaskState{}
-		for i, f := range files {
-			st.Files = append(st.Files, StateFile{LocalName: string(rune('a' + i)), Object: f})
-		}
-		m.Operators = []OperatorState{{UID: "op", Subtasks: []SubtaskState{st}}}
-		return m
-	}
-	all := []string{
-		ManifestObject(1), pv(1, "p"), sh(1), sh(2), // checkpoint 1 (dropped) used sh1, sh2
-		pv(2, "p"),                           // aborted checkpoint 2, no manifest
-		ManifestObject(3), pv(3, "p"), sh(3), // retained checkpoint 3 uses sh2, sh3
-		pv(4, "p"), sh(4), // checkpoint 4 in flight
-		"foreign/file",
-	}
-	for _, tc := range []struct {
-		name     string
-		retained []*Manifest
-		want     []string
-	}{
-		{"nothing retained deletes nothing", nil, nil},
-		{"drop 1", []*Manifest{man(3, pv(3, "p"), sh(2), sh(3))},
-			[]string{ManifestObject(1), pv(1, "p"), pv(2, "p"), sh(1), sh(4)}},
-		{"retain 1 and 3", []*Manifest{man(1, pv(1, "p"), sh(1), sh(2)), man(3, pv(3, "p"), sh(2), sh(3))},
-			[]string{pv(2, "p"), sh(4)}},
-		{"retain only 1: newer checkpoints may be in flight", []*Manifest{man(1, pv(1, "p"), sh(1), sh(2))},
-			[]string{sh(3), sh(4)}},
-	} {
-		got := Garbage(all, tc.retained)
-		if !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("%s:\n got %q\nwant %q", tc.name, got, tc.want)
-		}
-		ref := Referenced(tc.retained)
-		for _, g := range got {
-			if ref[g] {
-				t.Errorf("%s: Garbage returned referenced %s", tc.name, g)
-			}
-		}
-	}
-}
-
 func TestChooseRestore(t *testing.T) {
 	ok := func(id uint64) Candidate { return Candidate{ID: id, State: ManifestOK} }
 	missing := func(id uint64) Candidate { return Candidate{ID: id, State: ManifestMissing} }

@@ -8,7 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -194,8 +194,8 @@ func (l *Local) mapErr(op Op, name string, err error) error {
 
 // List implements BlobStore. It skips temporary files and descends only into
 // directories that can hold names with the prefix.
-func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
-	var names []string
+func (l *Local) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	var objs []ObjectInfo
 	err := filepath.WalkDir(l.dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) && p != l.dir {
@@ -228,15 +228,21 @@ func (l *Local) List(ctx context.Context, prefix string) ([]string, error) {
 			return fs.SkipDir
 		}
 		if d.Type().IsRegular() && strings.HasPrefix(rel, prefix) && ValidName(rel) == nil {
-			names = append(names, rel)
+			fi, err := d.Info()
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // removed by a concurrent Delete
+			} else if err != nil {
+				return err
+			}
+			objs = append(objs, ObjectInfo{Name: rel, Size: fi.Size(), ModTime: fi.ModTime()})
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("storage: list %q: %w", prefix, err)
 	}
-	sort.Strings(names)
-	return names, nil
+	slices.SortFunc(objs, func(a, b ObjectInfo) int { return strings.Compare(a.Name, b.Name) })
+	return objs, nil
 }
 
 // Delete implements BlobStore. It also removes directories left empty, up to

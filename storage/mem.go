@@ -5,25 +5,36 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Mem is an in-memory BlobStore for tests.
 type Mem struct {
-	mu struct {
+	now func() time.Time
+	mu  struct {
 		sync.Mutex
-		objects map[string][]byte
+		objects map[string]memObject
 	}
+}
+
+type memObject struct {
+	data []byte
+	mod  time.Time
 }
 
 var _ BlobStore = (*Mem)(nil)
 
 // NewMem returns an empty in-memory store.
-func NewMem() *Mem {
-	m := &Mem{}
-	m.mu.objects = make(map[string][]byte)
+func NewMem() *Mem { return NewMemClock(time.Now) }
+
+// NewMemClock returns an empty in-memory store whose objects are stamped
+// with now() when written, for tests of what depends on object ages.
+func NewMemClock(now func() time.Time) *Mem {
+	m := &Mem{now: now}
+	m.mu.objects = make(map[string]memObject)
 	return m
 }
 
@@ -49,7 +60,7 @@ func (m *Mem) Put(ctx context.Context, name string, r io.Reader) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.mu.objects[name] = data
+	m.mu.objects[name] = memObject{data, m.now()}
 	return nil
 }
 
@@ -64,7 +75,7 @@ func (m *Mem) PutIfAbsent(ctx context.Context, name string, r io.Reader) error {
 	if _, ok := m.mu.objects[name]; ok {
 		return fmt.Errorf("%w: %s", ErrExists, name)
 	}
-	m.mu.objects[name] = data
+	m.mu.objects[name] = memObject{data, m.now()}
 	return nil
 }
 
@@ -77,11 +88,11 @@ func (m *Mem) lookup(ctx context.Context, op Op, name string) ([]byte, error) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	data, ok := m.mu.objects[name]
+	o, ok := m.mu.objects[name]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, name)
 	}
-	return data, nil
+	return o.data, nil
 }
 
 // Get implements BlobStore. Stored bytes are never modified in place, so
@@ -101,20 +112,20 @@ func (m *Mem) Stat(ctx context.Context, name string) (int64, error) {
 }
 
 // List implements BlobStore.
-func (m *Mem) List(ctx context.Context, prefix string) ([]string, error) {
+func (m *Mem) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("storage: list %q: %w", prefix, err)
 	}
 	m.mu.Lock()
-	var names []string
-	for name := range m.mu.objects {
+	var objs []ObjectInfo
+	for name, o := range m.mu.objects {
 		if strings.HasPrefix(name, prefix) {
-			names = append(names, name)
+			objs = append(objs, ObjectInfo{Name: name, Size: int64(len(o.data)), ModTime: o.mod})
 		}
 	}
 	m.mu.Unlock()
-	sort.Strings(names)
-	return names, nil
+	slices.SortFunc(objs, func(a, b ObjectInfo) int { return strings.Compare(a.Name, b.Name) })
+	return objs, nil
 }
 
 // Delete implements BlobStore.

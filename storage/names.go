@@ -250,13 +250,13 @@ func ParseCheckpointDir(elem string) (uint64, bool) {
 // ListCheckpoints returns the ids of all checkpoint directories holding at
 // least one object, with or without a manifest, in ascending order.
 func ListCheckpoints(ctx context.Context, s BlobStore) ([]uint64, error) {
-	names, err := s.List(ctx, chkPrefix)
+	objs, err := s.List(ctx, chkPrefix)
 	if err != nil {
 		return nil, err
 	}
 	var ids []uint64
-	for _, name := range names { // sorted, and fixed-width ids sort numerically
-		dir, _, _ := strings.Cut(name, "/")
+	for _, o := range objs { // sorted, and fixed-width ids sort numerically
+		dir, _, _ := strings.Cut(o.Name, "/")
 		id, ok := ParseCheckpointDir(dir)
 		if !ok {
 			continue

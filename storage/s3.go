@@ -366,8 +366,8 @@ func (s *S3) Stat(ctx context.Context, name string) (int64, error) {
 }
 
 // List implements BlobStore.
-func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
-	var names []string
+func (s *S3) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
+	var objs []ObjectInfo
 	p := s3.NewListObjectsV2Paginator(s.c, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.root + prefix)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
@@ -377,12 +377,12 @@ func (s *S3) List(ctx context.Context, prefix string) ([]string, error) {
 		for _, o := range page.Contents {
 			name := strings.TrimPrefix(aws.ToString(o.Key), s.root)
 			if ValidName(name) == nil {
-				names = append(names, name)
+				objs = append(objs, ObjectInfo{Name: name, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
 			}
 		}
 	}
-	slices.Sort(names)
-	return names, nil
+	slices.SortFunc(objs, func(a, b ObjectInfo) int { return strings.Compare(a.Name, b.Name) })
+	return objs, nil
 }
 
 // Delete implements BlobStore.

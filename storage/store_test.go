@@ -57,8 +57,8 @@ func TestLocalTempFilesAndSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	names, err := s.List(ctx, "")
-	if err != nil || len(names) != 1 || names[0] != "chk-1/a" {
-		t.Fatalf("List = %q, %v; want only chk-1/a", names, err)
+	if err != nil || len(names) != 1 || names[0].Name != "chk-1/a" {
+		t.Fatalf("List = %+v, %v; want only chk-1/a", names, err)
 	}
 	n, err := s.Sweep(ctx, now.Add(-10*time.Minute))
 	if err != nil || n != 1 {

@@ -52,7 +52,7 @@ func (i *injector) Stat(ctx context.Context, name string) (int64, error) {
 	return i.s.Stat(ctx, name)
 }
 
-func (i *injector) List(ctx context.Context, prefix string) ([]string, error) {
+func (i *injector) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	if err := i.fail(OpList, prefix); err != nil {
 		return nil, err
 	}
@@ -146,7 +146,7 @@ func (l *Logging) Stat(ctx context.Context, name string) (int64, error) {
 }
 
 // List implements BlobStore.
-func (l *Logging) List(ctx context.Context, prefix string) ([]string, error) {
+func (l *Logging) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	names, err := l.s.List(ctx, prefix)
 	l.record(OpList, prefix, err)
 	return names, err

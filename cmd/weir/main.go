@@ -4,18 +4,22 @@
 //	weir checkpoints list DIR        checkpoints in a checkpoint directory, newest first
 //	weir checkpoints inspect DIR ID  a checkpoint's operators, files, sizes, positions, pending commits
 //	weir checkpoints verify DIR      check every checksum and reference; exit 1 naming damaged files
+//	weir checkpoints gc DIR [--retain N] [--grace D] [--dry-run]
+//	                                 delete what no retained checkpoint references, saying why
 //
 // Exit codes: 0 ok, 1 damage found or an operation failed, 2 bad usage.
 package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/weirstream/weir/engine"
 	"github.com/weirstream/weir/storage"
@@ -54,14 +58,29 @@ Commands:
                                 with WEIR_S3_ENDPOINT, WEIR_S3_PATH_STYLE and AWS credentials), newest first
   checkpoints inspect DIR ID    show a checkpoint's operators, files, positions and pending commits
   checkpoints verify DIR        check every checksum and reference; exit 1 naming damaged files
+  checkpoints gc DIR [--retain N] [--grace D] [--dry-run]
+                                keep the newest N checkpoints (default 3) and everything they
+                                reference; delete older checkpoints, shared files only they
+                                reference, and files of uploads that never committed once they
+                                are older than D (default 1h). --dry-run lists what it would
+                                delete and why. Run it on a directory no job is writing, or
+                                with N at least the job's --checkpoint-retain.
   help                          print this help
 `)
 }
 
 func checkpoints(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	want := map[string]int{"list": 2, "inspect": 3, "verify": 2}
+	want := map[string]int{"list": 2, "inspect": 3, "verify": 2, "gc": 2}
+	var gcf *gcFlags
+	if len(args) > 0 && args[0] == "gc" {
+		var err error
+		if args, gcf, err = parseGC(args); err != nil {
+			fmt.Fprintf(stderr, "weir: checkpoints gc: %v\n", err)
+			return engine.ExitUsage
+		}
+	}
 	if len(args) == 0 || want[args[0]] == 0 || len(args) != want[args[0]] {
-		fmt.Fprintln(stderr, "weir: usage: weir checkpoints list DIR | inspect DIR ID | verify DIR")
+		fmt.Fprintln(stderr, "weir: usage: weir checkpoints list DIR | inspect DIR ID | verify DIR | gc DIR [--retain N] [--grace D] [--dry-run]")
 		return engine.ExitUsage
 	}
 	dir := args[1]
@@ -90,6 +109,8 @@ func checkpoints(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return engine.ExitUsage
 		}
 		return inspect(ctx, store, id, stdout, stderr)
+	case "gc":
+		return gc(ctx, store, gcf, stdout, stderr)
 	default:
 		return verify(ctx, store, dir, stdout, stderr)
 	}
@@ -189,5 +210,77 @@ func verify(ctx context.Context, store storage.BlobStore, dir string, stdout, st
 		return engine.ExitFailed
 	}
 	fmt.Fprintf(stdout, "%d checkpoints verified\n", len(ids))
+	return engine.ExitOK
+}
+
+type gcFlags struct {
+	retain int
+	grace  time.Duration
+	dryRun bool
+}
+
+// parseGC parses gc's flags, which may come before or after DIR; it
+// returns ["gc", DIR...].
+func parseGC(args []string) ([]string, *gcFlags, error) {
+	f := &gcFlags{}
+	fs := flag.NewFlagSet("gc", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.IntVar(&f.retain, "retain", engine.DefaultRetain, "checkpoints to keep")
+	fs.DurationVar(&f.grace, "grace", engine.DefaultOrphanGrace, "least age of an orphan to delete")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "list, delete nothing")
+	rest := args[1:]
+	var pos []string
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return nil, nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if f.retain < 1 {
+		return nil, nil, fmt.Errorf("--retain %d: must be at least 1", f.retain)
+	}
+	if f.grace < 0 {
+		return nil, nil, fmt.Errorf("--grace %v: must not be negative", f.grace)
+	}
+	return append([]string{"gc"}, pos...), f, nil
+}
+
+func gc(ctx context.Context, store storage.BlobStore, f *gcFlags, stdout, stderr io.Writer) int {
+	plan, err := storage.PlanGC(ctx, store, f.retain, f.grace, time.Now())
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: %v\n", err)
+		return engine.ExitFailed
+	}
+	ids := make([]string, len(plan.Retained))
+	for i, id := range plan.Retained {
+		ids[i] = strconv.FormatUint(id, 10)
+	}
+	fmt.Fprintf(stdout, "retained checkpoints: %s\n", strings.Join(ids, ", "))
+	for _, id := range plan.Damaged {
+		fmt.Fprintf(stdout, "checkpoint %d: manifest does not decode (see weir checkpoints verify)\n", id)
+	}
+	verb := "delete"
+	if f.dryRun {
+		verb = "would delete"
+	}
+	var bytes int64
+	for _, g := range plan.Delete {
+		bytes += g.Size
+		fmt.Fprintf(stdout, "%s %s (%d bytes): %s\n", verb, g.Object, g.Size, g.Reason)
+	}
+	if f.dryRun {
+		fmt.Fprintf(stdout, "dry run: would delete %d objects, %d bytes\n", len(plan.Delete), bytes)
+		return engine.ExitOK
+	}
+	n, err := storage.ExecuteGC(ctx, store, plan)
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: deleted %d of %d objects: %v\n", n, len(plan.Delete), err)
+		return engine.ExitFailed
+	}
+	fmt.Fprintf(stdout, "deleted %d objects, %d bytes\n", n, bytes)
 	return engine.ExitOK
 }

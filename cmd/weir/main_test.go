@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/storage"
 )
@@ -131,5 +132,82 @@ func TestCheckpointsListInspectVerify(t *testing.T) {
 	code, out, _ = weir(t, "checkpoints", "verify", dir)
 	if code != 1 || !strings.Contains(out, man) {
 		t.Fatalf("verify after truncating a manifest: exit %d\n%s", code, out)
+	}
+}
+
+func TestCheckpointsGC(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := storage.NewLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeCheckpoint(t, s, 1, 0, []byte("sst of one"))
+	writeCheckpoint(t, s, 2, 1, []byte("sst of two and three"))
+	writeCheckpoint(t, s, 3, 2, []byte("sst of two and three"))
+	writeCheckpoint(t, s, 4, 3, []byte("sst of four and five"))
+	writeCheckpoint(t, s, 5, 4, []byte("sst of four and five"))
+	// Checkpoint 6 was killed while uploading two hours ago; an upload of
+	// a moment ago may still be in flight.
+	old, _ := storage.PrivateObject(6, "count", 0, "OPTIONS-000003")
+	put := func(name, content string) {
+		if err := s.Put(ctx, name, strings.NewReader(content)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(old, "options")
+	ago := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, old), ago, ago); err != nil {
+		t.Fatal(err)
+	}
+	young := storage.SharedObject(storage.Digest{Size: 5})
+	put(young, "young")
+	before, _ := s.List(ctx, "")
+
+	code, out, errs := weir(t, "checkpoints", "gc", "--dry-run", dir, "--retain", "2")
+	for _, want := range []string{
+		"retained checkpoints: 4, 5",
+		"would delete " + storage.ManifestObject(1) + " (",
+		"would delete " + storage.ManifestObject(3) + " (",
+		"manifest of checkpoint 2, dropped by retention",
+		"shared file referenced only by checkpoints dropped by retention: 2, 3",
+		"would delete " + old + " (7 bytes): file of checkpoint 6, never committed (no manifest), written 2h0m0s ago",
+		"dry run: would delete 9 objects",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("gc --dry-run lacks %q: exit %d, stderr %q\n%s", want, code, errs, out)
+		}
+	}
+	for _, keep := range []string{young, storage.ManifestObject(4), "sst of four"} {
+		if strings.Contains(out, keep) {
+			t.Fatalf("gc --dry-run would delete %s\n%s", keep, out)
+		}
+	}
+	// Manifests go first, so a crash midway leaves no checkpoint whose
+	// files are gone.
+	if strings.Index(out, storage.ManifestObject(3)) > strings.Index(out, "shared/") {
+		t.Fatalf("gc deletes a shared file before the manifests\n%s", out)
+	}
+	if after, _ := s.List(ctx, ""); len(after) != len(before) {
+		t.Fatalf("a dry run deleted %d objects", len(before)-len(after))
+	}
+
+	if code, out, errs := weir(t, "checkpoints", "gc", dir, "--retain", "2"); code != 0 || !strings.Contains(out, "deleted 9 objects") {
+		t.Fatalf("gc: exit %d, stderr %q\n%s", code, errs, out)
+	}
+	if code, out, _ := weir(t, "checkpoints", "verify", dir); code != 0 || !strings.Contains(out, "2 checkpoints verified") {
+		t.Fatalf("verify after gc: exit %d\n%s", code, out)
+	}
+	if _, err := s.Stat(ctx, young); err != nil {
+		t.Fatalf("gc deleted an orphan younger than the grace period: %v", err)
+	}
+	if code, out, _ := weir(t, "checkpoints", "gc", dir, "--retain", "2", "--grace", "0s"); code != 0 || !strings.Contains(out, "deleted 1 objects") {
+		t.Fatalf("gc --grace 0s: exit %d\n%s", code, out)
+	}
+
+	for _, bad := range [][]string{{"--retain", "0"}, {"--grace", "-1s"}, {"--retain", "x"}, {"--frob"}} {
+		if code, _, errs := weir(t, append([]string{"checkpoints", "gc", dir}, bad...)...); code != 2 || !strings.Contains(errs, strings.TrimLeft(bad[0], "-")) {
+			t.Errorf("gc %v: exit %d, stderr %q; want 2 naming the flag", bad, code, errs)
+		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/weirstream/weir/storage"
 )
@@ -31,6 +32,24 @@ func Run(t *testing.T, newStore func(t *testing.T) storage.BlobStore) {
 			t.Fatal(err)
 		}
 		wantContent(t, s, "big", string(big))
+	})
+	t.Run("ListInfo", func(t *testing.T) {
+		s := newStore(t)
+		before := time.Now().Add(-time.Minute) // the server's clock may differ a little
+		put(t, s, "chk-1/a", "12345")
+		put(t, s, "chk-1/b", "")
+		objs, err := s.List(ctx, "chk-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(objs) != 2 || objs[0].Name != "chk-1/a" || objs[0].Size != 5 || objs[1].Name != "chk-1/b" || objs[1].Size != 0 {
+			t.Fatalf("List = %+v, want chk-1/a of 5 bytes and chk-1/b of 0", objs)
+		}
+		for _, o := range objs {
+			if o.ModTime.Before(before) || o.ModTime.After(time.Now().Add(time.Minute)) {
+				t.Errorf("%s: ModTime %v, want about now (%v)", o.Name, o.ModTime, time.Now())
+			}
+		}
 	})
 	t.Run("Missing", func(t *testing.T) {
 		s := newStore(t)
@@ -249,10 +268,11 @@ func wantContent(t *testing.T, s storage.BlobStore, name, want string) {
 
 func wantList(t *testing.T, s storage.BlobStore, prefix string, want []string) {
 	t.Helper()
-	got, err := s.List(context.Background(), prefix)
+	objs, err := s.List(context.Background(), prefix)
 	if err != nil {
 		t.Fatalf("List(%q): %v", prefix, err)
 	}
+	got := storage.Names(objs)
 	if len(got) != 0 || len(want) != 0 {
 		if !slices.Equal(got, want) {
 			t.Fatalf("List(%q) = %q, want %q", prefix, got, want)
