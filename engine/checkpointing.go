@@ -266,6 +266,7 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
+				failpoint.Hit("before-manifest")
 				err := storage.WriteManifest(ctx, c.store, m)
 				if err == nil {
 					failpoint.Hit("after-manifest")
@@ -409,7 +410,16 @@ func (c *checkpointer) sweep(ctx context.Context) {
 			return
 		}
 	}
-	c.collect(ctx, "checkpoint sweep", known, grace)
+	if c.collect(ctx, "checkpoint sweep", known, grace) {
+		if a, ok := c.store.(storage.UploadAborter); ok {
+			n, err := a.AbortUploads(ctx, time.Now().Add(-grace))
+			if err != nil {
+				c.log.Warn("checkpoint sweep: abort unfinished uploads", "err", err)
+			} else if n > 0 {
+				c.log.Info("checkpoint sweep: aborted unfinished uploads", "uploads", n, "grace", grace)
+			}
+		}
+	}
 }
 
 // collect deletes what storage.Collect returns for the retained
@@ -432,7 +442,11 @@ func (c *checkpointer) collect(ctx context.Context, what string, known []*storag
 		c.log.Debug(what+": deleted", "object", g.Object, "reason", g.Reason)
 	}
 	if len(garbage) > 0 {
-		c.log.Debug(what, "deleted_objects", len(garbage), "deleted_bytes", bytes, "retained", len(c.retained))
+		level := slog.LevelDebug
+		if grace >= 0 { // the sweep at start: rare, and worth knowing
+			level = slog.LevelInfo
+		}
+		c.log.Log(ctx, level, what, "deleted_objects", len(garbage), "deleted_bytes", bytes, "retained", len(c.retained))
 	}
 	return true
 }

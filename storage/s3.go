@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -383,6 +384,43 @@ func (s *S3) List(ctx context.Context, prefix string) ([]ObjectInfo, error) {
 	}
 	slices.SortFunc(objs, func(a, b ObjectInfo) int { return strings.Compare(a.Name, b.Name) })
 	return objs, nil
+}
+
+// UploadAborter is a store whose uploads can be left unfinished by a
+// process killed midway (S3's multipart uploads): invisible, but stored
+// and billed until aborted.
+type UploadAborter interface {
+	// AbortUploads aborts the unfinished uploads begun before cutoff and
+	// returns how many.
+	AbortUploads(ctx context.Context, cutoff time.Time) (int, error)
+}
+
+var _ UploadAborter = (*S3)(nil)
+
+// AbortUploads implements UploadAborter for the multipart uploads under
+// the store's prefix.
+func (s *S3) AbortUploads(ctx context.Context, cutoff time.Time) (int, error) {
+	n := 0
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket), Prefix: aws.String(s.root)}
+	for {
+		out, err := s.c.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return n, fmt.Errorf("storage: list multipart uploads: %w", err)
+		}
+		for _, u := range out.Uploads {
+			if !aws.ToTime(u.Initiated).Before(cutoff) {
+				continue
+			}
+			if _, err := s.c.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{Bucket: aws.String(s.bucket), Key: u.Key, UploadId: u.UploadId}); err != nil && !isStatus(err, 404, "NoSuchUpload") {
+				return n, fmt.Errorf("storage: abort multipart upload of %s: %w", aws.ToString(u.Key), err)
+			}
+			n++
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return n, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
 }
 
 // Delete implements BlobStore.

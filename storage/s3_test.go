@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -95,3 +96,31 @@ func TestS3Multipart(t *testing.T) {
 type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// TestS3AbortUploads: a multipart upload left unfinished (its process
+// killed) is invisible but stored; the sweep aborts the ones begun before
+// its cutoff.
+func TestS3AbortUploads(t *testing.T) {
+	ctx := context.Background()
+	s, bucket, ep := newS3Bucket(t, "ckpt", 0)
+	c := testenv.S3Client(t, ep)
+	key := "ckpt/shared/unfinished.sst"
+	up, err := c.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadPart(ctx, &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId,
+		PartNumber: aws.Int32(1), Body: strings.NewReader("part one")}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.AbortUploads(ctx, time.Now().Add(-time.Hour)); err != nil || n != 0 {
+		t.Fatalf("AbortUploads(an hour ago) = %d, %v; want 0: the upload is younger", n, err)
+	}
+	if n, err := s.AbortUploads(ctx, time.Now().Add(time.Minute)); err != nil || n != 1 {
+		t.Fatalf("AbortUploads(now) = %d, %v; want 1", n, err)
+	}
+	out, err := c.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+	if err != nil || len(out.Uploads) != 0 {
+		t.Fatalf("after AbortUploads: %d uploads, %v; want none", len(out.Uploads), err)
+	}
+}

@@ -31,6 +31,9 @@
 //
 //   - "upload-sst": while a checkpoint uploads the SST files of a state
 //     snapshot, before the checkpoint is complete.
+//   - "before-manifest": every file of the checkpoint is uploaded, its
+//     manifest is not written: the checkpoint never happened, and its files
+//     are orphans.
 //   - "after-manifest": the checkpoint's manifest is written (the checkpoint
 //     is complete and will be restored from), but the sinks have not yet been
 //     told to commit the output of that checkpoint.
