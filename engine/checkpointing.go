@@ -410,7 +410,7 @@ func (c *checkpointer) sweep(ctx context.Context) {
 			return
 		}
 	}
-	if c.collect(ctx, "checkpoint sweep", known, grace) {
+	if c.collect(ctx, sweepMsg, known, grace) {
 		if a, ok := c.store.(storage.UploadAborter); ok {
 			n, err := a.AbortUploads(ctx, time.Now().Add(-grace))
 			if err != nil {
@@ -421,6 +421,8 @@ func (c *checkpointer) sweep(ctx context.Context) {
 		}
 	}
 }
+
+const sweepMsg = "checkpoint sweep"
 
 // collect deletes what storage.Collect returns for the retained
 // checkpoints; known are other manifests (dropped or newer ones). It
@@ -443,7 +445,7 @@ func (c *checkpointer) collect(ctx context.Context, what string, known []*storag
 	}
 	if len(garbage) > 0 {
 		level := slog.LevelDebug
-		if grace >= 0 { // the sweep at start: rare, and worth knowing
+		if what == sweepMsg { // rare, and worth knowing
 			level = slog.LevelInfo
 		}
 		c.log.Log(ctx, level, what, "deleted_objects", len(garbage), "deleted_bytes", bytes, "retained", len(c.retained))

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -58,7 +59,7 @@ func checkpointArgs(ckpt, state, interval string) []string {
 type proc struct {
 	name   string
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer // read only once done is closed
+	stderr *syncBuffer
 	done   chan struct{}
 	err    error // of cmd.Wait, set before done is closed
 }
@@ -70,7 +71,7 @@ func startJob(t *testing.T, env []string, job string, args ...string) *proc {
 	cmd := exec.Command(filepath.Join(bin, job), args...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.WaitDelay = 5 * time.Second
-	p := &proc{name: strings.TrimSpace(fmt.Sprintf("%s %s %s", strings.Join(env, " "), job, strings.Join(args, " "))), cmd: cmd, stderr: new(bytes.Buffer), done: make(chan struct{})}
+	p := &proc{name: strings.TrimSpace(fmt.Sprintf("%s %s %s", strings.Join(env, " "), job, strings.Join(args, " "))), cmd: cmd, stderr: new(syncBuffer), done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -84,6 +85,42 @@ func startJob(t *testing.T, env []string, job string, args ...string) *proc {
 		<-p.done
 	})
 	return p
+}
+
+// syncBuffer is a bytes.Buffer that the process's stderr copier writes
+// while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// waitLog waits until p's stderr contains want, at most d; it fails the
+// test if p exits or d passes first.
+func (p *proc) waitLog(t *testing.T, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !strings.Contains(p.stderr.String(), want) {
+		select {
+		case <-p.done:
+			t.Fatalf("%s: exited (%v) before logging %q; stderr:\n%s", p.name, p.err, want, tail(p.stderr.String()))
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: did not log %q within %v; stderr:\n%s", p.name, want, d, tail(p.stderr.String()))
+		}
+	}
 }
 
 // wait waits for p to exit, at most exitTimeout; a process still running then
@@ -345,33 +382,38 @@ func TestSequenceFailpoints(t *testing.T) {
 		keys  = 10
 		count = 2000
 	)
-	for _, fp := range []string{"upload-sst@2", "after-manifest@2", "sink-commit@1", "restore@1"} {
-		t.Run(fp, func(t *testing.T) {
-			dir := t.TempDir()
-			out := filepath.Join(dir, "out")
-			args := append([]string{
-				"--keys", strconv.Itoa(keys), "--count", strconv.Itoa(count), "--rate", "10000",
-				"--parallelism", "2", "--output", out,
-			}, checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "100ms")...)
-			if strings.HasPrefix(fp, "restore") {
-				// Leave a checkpoint to restore from.
-				if !killAfter(t, 800*time.Millisecond, nil, "sequence", args...) {
-					t.Fatal("the job finished within 800ms: nothing left to restore")
-				}
-			}
-			p := startJob(t, []string{"WEIR_FAILPOINT=" + fp}, "sequence", args...)
-			if ws := p.wait(t); !sigkilled(ws) {
-				t.Fatalf("WEIR_FAILPOINT=%s: %s, want killed by SIGKILL at the failpoint; stderr:\n%s", fp, describe(ws), tail(p.stderr.String()))
-			}
-			if !strings.Contains(p.stderr.String(), "failpoint") {
-				t.Fatalf("WEIR_FAILPOINT=%s: killed but stderr does not mention the failpoint:\n%s", fp, tail(p.stderr.String()))
-			}
-
-			runToEnd(t, "sequence", args...)
-			noHiddenFiles(t, out)
-			checkSequenceExactlyOnce(t, out, keys, count)
-		})
+	for _, kind := range storeKinds {
+		for _, fp := range []string{"upload-sst@2", "before-manifest@2", "after-manifest@2", "sink-commit@1", "restore@1"} {
+			t.Run(kind+"/"+fp, func(t *testing.T) { sequenceFailpoint(t, kind, fp, keys, count) })
+		}
 	}
+}
+
+func sequenceFailpoint(t *testing.T, kind, fp string, keys, count int64) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	ckpt, flags := checkpointStore(t, kind, dir)
+	args := append(append([]string{
+		"--keys", strconv.FormatInt(keys, 10), "--count", strconv.FormatInt(count, 10), "--rate", "10000",
+		"--parallelism", "2", "--output", out,
+	}, checkpointArgs(ckpt, filepath.Join(dir, "state"), "100ms")...), flags...)
+	if strings.HasPrefix(fp, "restore") {
+		// Leave a checkpoint to restore from.
+		if !killAfter(t, 800*time.Millisecond, nil, "sequence", args...) {
+			t.Fatal("the job finished within 800ms: nothing left to restore")
+		}
+	}
+	p := startJob(t, []string{"WEIR_FAILPOINT=" + fp}, "sequence", args...)
+	if ws := p.wait(t); !sigkilled(ws) {
+		t.Fatalf("WEIR_FAILPOINT=%s: %s, want killed by SIGKILL at the failpoint; stderr:\n%s", fp, describe(ws), tail(p.stderr.String()))
+	}
+	if !strings.Contains(p.stderr.String(), "failpoint") {
+		t.Fatalf("WEIR_FAILPOINT=%s: killed but stderr does not mention the failpoint:\n%s", fp, tail(p.stderr.String()))
+	}
+
+	runToEnd(t, "sequence", args...)
+	noHiddenFiles(t, out)
+	checkSequenceExactlyOnce(t, out, keys, count)
 }
 
 // writeWords writes a deterministic text of n words from a small vocabulary,
@@ -447,6 +489,12 @@ func countTotals(got []count) (totals map[string]int64, lost, dup int) {
 }
 
 func TestWordcountKillsMatchGolden(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) { wordcountKills(t, kind) })
+	}
+}
+
+func wordcountKills(t *testing.T, kind string) {
 	const kills = 8
 	rng := rand.New(rand.NewPCG(crashSeed(t), 0))
 	dir := t.TempDir()
@@ -467,8 +515,9 @@ func TestWordcountKillsMatchGolden(t *testing.T) {
 	t.Logf("golden run took %v", took)
 
 	out := filepath.Join(dir, "out")
-	args := append([]string{"--input", input, "--output", out, "--parallelism", "2"},
-		checkpointArgs(filepath.Join(dir, "checkpoints"), filepath.Join(dir, "state"), "50ms")...)
+	ckpt, flags := checkpointStore(t, kind, dir)
+	args := append(append([]string{"--input", input, "--output", out, "--parallelism", "2"},
+		checkpointArgs(ckpt, filepath.Join(dir, "state"), "50ms")...), flags...)
 	killed := killUntilDone(t, rng, kills, 20*time.Millisecond, took, "wordcount", args...)
 	noHiddenFiles(t, out)
 	totals, lost, dup := wordTotals(t, out)

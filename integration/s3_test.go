@@ -2,10 +2,13 @@ package integration
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,6 +28,205 @@ func s3Bucket(t *testing.T, prefix string) (dir string, flags []string) {
 	ep := testenv.S3(t)
 	name, _ := testenv.S3Bucket(t, ep)
 	return "s3://" + name + "/" + prefix, []string{"--s3-endpoint", ep, "--s3-path-style"}
+}
+
+// checkpointStore returns the --checkpoint-dir of a crash test, a local
+// directory under dir or (kind "s3") a bucket on the S3 server, with the
+// flags that reach it.
+func checkpointStore(t *testing.T, kind, dir string) (string, []string) {
+	t.Helper()
+	if kind == "s3" {
+		return s3Bucket(t, "ckpt")
+	}
+	return filepath.Join(dir, "checkpoints"), nil
+}
+
+// storeKinds are the checkpoint stores the crash tests run with.
+var storeKinds = []string{"local", "s3"}
+
+// openStore opens a test's checkpoint directory as the job does.
+func openStore(t *testing.T, ckpt string, flags []string) storage.BlobStore {
+	t.Helper()
+	cfg := storage.S3Config{PathStyle: true}
+	if len(flags) > 1 {
+		cfg.Endpoint = flags[1]
+	}
+	store, err := storage.OpenDir(context.Background(), ckpt, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// unreferenced returns the objects of store that no manifest references.
+func unreferenced(t *testing.T, store storage.BlobStore) []string {
+	t.Helper()
+	ctx := context.Background()
+	ids, err := storage.ListCheckpoints(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ms []*storage.Manifest
+	for _, id := range ids {
+		if m, err := storage.ReadManifest(ctx, store, id); err == nil {
+			ms = append(ms, m)
+		}
+	}
+	ref := storage.Referenced(ms)
+	objs, err := store.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, o := range objs {
+		if !ref[o.Name] {
+			out = append(out, o.Name)
+		}
+	}
+	return out
+}
+
+// committed returns the ids of the checkpoints whose manifests decode.
+func committed(t *testing.T, store storage.BlobStore) []uint64 {
+	t.Helper()
+	ids, err := storage.ListCheckpoints(context.Background(), store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, id := range ids {
+		if _, err := storage.ReadManifest(context.Background(), store, id); err == nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// TestKilledUploadIsSwept kills the job after it uploaded every file of a
+// checkpoint but before its manifest: that checkpoint is not visible, the
+// previous one restores, and the files it left are swept at a later start
+// once older than --checkpoint-orphan-grace (kept while younger: they
+// could belong to a process still writing).
+func TestKilledUploadIsSwept(t *testing.T) {
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			dir := t.TempDir()
+			ckpt, flags := checkpointStore(t, kind, dir)
+			store := openStore(t, ckpt, flags)
+			out := filepath.Join(dir, "out")
+			args := func(interval string, more ...string) []string {
+				a := []string{"--keys", "10", "--count", "2000", "--rate", "4000", "--parallelism", "2", "--output", out}
+				a = append(a, checkpointArgs(ckpt, filepath.Join(dir, "state"), interval)...)
+				return append(append(a, flags...), more...)
+			}
+			p := startJob(t, []string{"WEIR_FAILPOINT=before-manifest@2"}, "sequence", args("200ms")...)
+			if ws := p.wait(t); !sigkilled(ws) {
+				t.Fatalf("%s, want killed at the failpoint; stderr:\n%s", describe(ws), tail(p.stderr.String()))
+			}
+			ids, err := storage.ListCheckpoints(ctx, store)
+			if err != nil || len(ids) == 0 {
+				t.Fatalf("checkpoints: %v, %v", ids, err)
+			}
+			killed := ids[len(ids)-1]
+			if _, err := storage.ReadManifest(ctx, store, killed); !errors.Is(err, storage.ErrNotFound) {
+				t.Fatalf("checkpoint %d, killed before its manifest: ReadManifest = %v, want not found", killed, err)
+			}
+			good := committed(t, store)
+			if len(good) != 1 {
+				t.Fatalf("committed checkpoints %v, want exactly one before the kill", good)
+			}
+			orphans := unreferenced(t, store)
+			if len(orphans) == 0 {
+				t.Fatalf("checkpoint %d left no files: the failpoint came before its uploads", killed)
+			}
+			t.Logf("checkpoint %d left %d orphans; checkpoint %d restores", killed, len(orphans), good[0])
+
+			// A restart with the default grace period restores the
+			// previous checkpoint and keeps the young orphans.
+			p = startJob(t, nil, "sequence", args("1h")...)
+			p.waitLog(t, fmt.Sprintf("restoring checkpoint\" checkpoint=%d ", good[0]), 30*time.Second)
+			time.Sleep(time.Second)
+			p.cmd.Process.Kill()
+			p.wait(t)
+			if got := unreferenced(t, store); !slices.Equal(got, orphans) {
+				t.Fatalf("with the default grace period the orphans changed:\n%q\nwant\n%q", got, orphans)
+			}
+
+			// With no grace period the sweep at start deletes them.
+			p = startJob(t, nil, "sequence", args("1h", "--checkpoint-orphan-grace", "0")...)
+			p.waitLog(t, "checkpoint sweep", 30*time.Second)
+			p.cmd.Process.Kill()
+			p.wait(t)
+			if got := unreferenced(t, store); len(got) != 0 {
+				t.Fatalf("after the sweep, objects no manifest references: %q", got)
+			}
+			for _, id := range good {
+				if c, _, err := storage.Inspect(ctx, store, id); err != nil || c.State != storage.ManifestOK {
+					t.Fatalf("checkpoint %d after the sweep: %+v, %v", id, c, err)
+				}
+			}
+
+			runToEnd(t, "sequence", args("200ms")...)
+			noHiddenFiles(t, out)
+			checkSequenceExactlyOnce(t, out, 10, 2000)
+		})
+	}
+}
+
+// TestS3ServerStopped stops the S3 server while the job runs: the
+// checkpoints in flight fail, the job keeps running without a restart
+// (--restart-attempts 0 would make any failure fatal), and checkpoints
+// complete again once the server is back. The output is exactly once.
+func TestS3ServerStopped(t *testing.T) {
+	testenv.S3(t) // skips or fails like the other S3 tests without a server
+	srv := t.TempDir()
+	t.Cleanup(func() { exec.Command("s3/versitygw.sh", "stop", srv).Run() })
+	ep := versitygw(t, "start", srv)
+	bucket, _ := testenv.S3Bucket(t, ep)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	const keys, count = 10, 6000
+	args := append([]string{"--keys", strconv.Itoa(keys), "--count", strconv.Itoa(count), "--rate", "4000", "--parallelism", "2", "--output", out,
+		"--s3-endpoint", ep, "--s3-path-style", "--checkpoint-timeout", "2s", "--checkpoint-tolerable-failures", "-1", "--restart-attempts", "0"},
+		checkpointArgs("s3://"+bucket+"/ckpt", filepath.Join(dir, "state"), "300ms")...)
+	job := startJob(t, nil, "sequence", args...)
+	job.waitLog(t, "checkpoint complete", 30*time.Second)
+	versitygw(t, "stop", srv)
+	t.Log("S3 server stopped")
+	before := strings.Count(job.stderr.String(), "checkpoint complete")
+	job.waitLog(t, "checkpoint aborted", 30*time.Second)
+	time.Sleep(2 * time.Second)
+	if got := versitygw(t, "start", srv); got != ep {
+		t.Fatalf("the S3 server came back at %s, not %s", got, ep)
+	}
+	t.Log("S3 server started again")
+	if ws := job.wait(t); !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("job: %s; stderr:\n%s", describe(ws), tail(job.stderr.String()))
+	}
+	logs := job.stderr.String()
+	if after := strings.Count(logs, "checkpoint complete"); after <= before {
+		t.Fatalf("no checkpoint completed after the server came back (%d before the outage, %d in all); stderr:\n%s", before, after, tail(logs))
+	}
+	if strings.Contains(logs, "restarting") {
+		t.Fatalf("the job restarted; it should have ridden the outage out; stderr:\n%s", tail(logs))
+	}
+	t.Logf("%d checkpoints failed during the outage", strings.Count(logs, "checkpoint aborted"))
+	checkSequenceExactlyOnce(t, out, keys, count)
+}
+
+// versitygw runs integration/s3/versitygw.sh verb dir and returns what it
+// prints (the endpoint, for start).
+func versitygw(t *testing.T, verb, dir string) string {
+	t.Helper()
+	cmd := exec.Command("s3/versitygw.sh", verb, dir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("versitygw.sh %s: %v\n%s", verb, err, stderr.String())
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // TestSequenceKillLoopS3 is the checkpoint crash test with its checkpoints
