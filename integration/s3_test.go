@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,4 +262,48 @@ func TestSequenceKillLoopS3(t *testing.T) {
 	if err != nil || !strings.Contains(string(out2), ": ok") || strings.Contains(string(out2), "DAMAGED") {
 		t.Fatalf("weir checkpoints verify %s: %v\n%s", ckpt, err, out2)
 	}
+}
+
+// TestS3RestoreReusesLocalFiles: a job restarted on the same machine (the
+// same --state-dir) restores its keyed state from its local files and
+// downloads nothing; on a new machine (an empty --state-dir) it downloads
+// the checkpoint from S3. The output is exactly once either way.
+func TestS3RestoreReusesLocalFiles(t *testing.T) {
+	dir := t.TempDir()
+	ckpt, flags := s3Bucket(t, "ckpt")
+	out := filepath.Join(dir, "out")
+	args := func(state string) []string {
+		a := []string{"--keys", "10", "--count", "3000", "--rate", "4000", "--parallelism", "2", "--output", out, "--log-level", "debug"}
+		return append(append(a, checkpointArgs(ckpt, filepath.Join(dir, state), "200ms")...), flags...)
+	}
+	if !killAfter(t, 1500*time.Millisecond, nil, "sequence", args("state")...) {
+		t.Fatal("the job ended within 1.5 s: nothing to restore")
+	}
+	restore := func(state string) (local, downloaded int) {
+		p := startJob(t, nil, "sequence", args(state)...)
+		re := regexp.MustCompile(`restored keyed state.* local=(\d+) downloaded=(\d+)`)
+		deadline := time.Now().Add(30 * time.Second)
+		for len(re.FindAllString(p.stderr.String(), -1)) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("no two restored subtasks logged; stderr:\n%s", tail(p.stderr.String()))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		p.cmd.Process.Kill()
+		p.wait(t)
+		for _, m := range re.FindAllStringSubmatch(p.stderr.String(), -1) {
+			l, _ := strconv.Atoi(m[1])
+			d, _ := strconv.Atoi(m[2])
+			local, downloaded = local+l, downloaded+d
+		}
+		return local, downloaded
+	}
+	if local, downloaded := restore("state"); downloaded != 0 || local == 0 {
+		t.Fatalf("same state directory: %d files linked, %d downloaded; want all linked, none downloaded", local, downloaded)
+	}
+	if local, downloaded := restore("new-machine"); downloaded == 0 || local != 0 {
+		t.Fatalf("empty state directory: %d files linked, %d downloaded; want all downloaded", local, downloaded)
+	}
+	runToEnd(t, "sequence", args("new-machine")...)
+	checkSequenceExactlyOnce(t, out, 10, 3000)
 }
