@@ -6,7 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,4 +128,55 @@ func TestS3AbortUploads(t *testing.T) {
 	if err != nil || len(out.Uploads) != 0 {
 		t.Fatalf("after AbortUploads: %d uploads, %v; want none", len(out.Uploads), err)
 	}
+}
+
+// TestS3RetriesTransientErrors puts a proxy in front of the S3 server that
+// answers every other request with 503 SlowDown: puts (multipart too),
+// gets and lists still succeed, retried with backoff by the SDK.
+func TestS3RetriesTransientErrors(t *testing.T) {
+	ctx := context.Background()
+	ep := testenv.S3(t)
+	bucket, _ := testenv.S3Bucket(t, ep)
+	target, err := url.Parse(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	var n, failed atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n.Add(1)%2 == 1 {
+			failed.Add(1)
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	s, err := storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Endpoint: srv.URL, PathStyle: true, PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := bytes.Repeat([]byte("retry me "), 2<<20) // 18 MiB: four parts
+	if err := s.Put(ctx, "shared/big.sst", bytes.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := s.Get(ctx, "shared/big.sst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("Get after retries: %d bytes, %v; want the %d bytes put", len(got), err, len(big))
+	}
+	if objs, err := s.List(ctx, ""); err != nil || len(objs) != 1 {
+		t.Fatalf("List after retries = %v, %v", objs, err)
+	}
+	if failed.Load() < 5 {
+		t.Fatalf("only %d requests failed: the proxy did not test retries", failed.Load())
+	}
+	t.Logf("%d of %d requests answered 503 and retried", failed.Load(), n.Load())
 }
