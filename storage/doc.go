@@ -33,9 +33,11 @@
 // older ones; when checkpoints exist but none is valid it fails rather than
 // start empty.
 //
-// Retention (Garbage) deletes the manifests of dropped checkpoints first, then
-// their private files, and a shared object only when no retained manifest
-// references it.
+// Garbage collection (Collect, the pure core; PlanGC and ExecuteGC for the
+// operator's command) deletes the manifests of dropped checkpoints first,
+// then their private files, a shared object only when no retained manifest
+// references it, and orphans of uploads that never committed once they are
+// older than a grace period. Every deletion carries its reason.
 //
 // # Testing
 //
