@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -179,4 +180,48 @@ func TestS3RetriesTransientErrors(t *testing.T) {
 		t.Fatalf("only %d requests failed: the proxy did not test retries", failed.Load())
 	}
 	t.Logf("%d of %d requests answered 503 and retried", failed.Load(), n.Load())
+}
+
+// TestS3WithoutConditionalWrites: a server that refuses If-None-Match
+// (here a proxy answering 501 NotImplemented to conditional puts) is found
+// by the probe; the store warns that it runs in the weaker mode, and
+// PutIfAbsent still refuses an object that exists (checked, then put).
+func TestS3WithoutConditionalWrites(t *testing.T) {
+	ctx := context.Background()
+	ep := testenv.S3(t)
+	bucket, _ := testenv.S3Bucket(t, ep)
+	target, err := url.Parse(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("If-None-Match") != "" {
+			io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(http.StatusNotImplemented)
+			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented.</Message></Error>`)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	var logs bytes.Buffer
+	s, err := storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Endpoint: srv.URL, PathStyle: true,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Conditional() {
+		t.Fatal("the probe found conditional writes behind a proxy that refuses them")
+	}
+	if !strings.Contains(logs.String(), "ignores conditional writes") || !strings.Contains(logs.String(), "one job per checkpoint directory") {
+		t.Fatalf("no warning of the weaker mode; logs:\n%s", logs.String())
+	}
+	if err := s.PutIfAbsent(ctx, "chk-1/MANIFEST", strings.NewReader("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutIfAbsent(ctx, "chk-1/MANIFEST", strings.NewReader("second")); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("second PutIfAbsent = %v, want ErrExists", err)
+	}
 }
