@@ -25,8 +25,8 @@ type seqOut struct {
 
 // sequenceJob is jobs/sequence: the last seq per key in keyed state, every
 // record written with the seq before it, into exactly-once JSON files.
-func sequenceJob(keys int, count int64, out, stateDir string, cc weir.CheckpointConfig) *weir.Job {
-	job := weir.NewJob("sequence", weir.DefaultParallelism(2), weir.StateDir(stateDir), weir.Checkpoints(cc))
+func sequenceJob(keys int, count int64, out, stateDir string, cc weir.CheckpointConfig, opts ...weir.JobOption) *weir.Job {
+	job := weir.NewJob("sequence", append([]weir.JobOption{weir.DefaultParallelism(2), weir.StateDir(stateDir), weir.Checkpoints(cc)}, opts...)...)
 	seq := weir.From(job, "sequence", sources.Sequence(sources.SequenceConfig{Keys: keys, Count: count, Rate: 20000}))
 	byKey := weir.KeyBy(seq, func(s sources.Seq) int64 { return s.Key })
 	res := weir.Process(byKey, "last-seq", func(ctx weir.KeyedContext[int64], s sources.Seq, out weir.Emitter[seqOut]) error {

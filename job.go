@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/weirstream/weir/engine"
 )
 
@@ -46,6 +48,13 @@ func Logger(l *slog.Logger) JobOption { return func(j *Job) { j.cfg.Logger = l }
 // if their input were exhausted, the records in flight drain to the sinks,
 // the sinks finish and Run returns nil.
 func StopWhen(stop <-chan struct{}) JobOption { return func(j *Job) { j.cfg.Stop = stop } }
+
+// Tracing records the spans of every checkpoint and recovery with tp (see
+// docs/architecture.md, "Traces"); without it nothing is recorded. A job
+// binary (Main) sets it up from the OTEL_* environment and --trace-stdout.
+func Tracing(tp trace.TracerProvider) JobOption {
+	return func(j *Job) { j.cfg.TracerProvider = tp }
+}
 
 // CheckpointConfig configures checkpoints: the store, the policy (interval,
 // timeout, ...), retention and what to restore at start.

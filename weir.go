@@ -95,7 +95,12 @@ func From[T any](job *Job, name string, src Source[T], opts ...OperatorOption) S
 			if !ok {
 				return nil, fmt.Errorf("the checkpoint holds a position for this source, but %T cannot restore one (it does not implement weir.RestorableSource)", src)
 			}
-			return rs.Restore(ctx, info(oc), pos)
+			var r SourceReader[T]
+			err := oc.TraceRecovery(engine.SpanSeekSource, func() (err error) {
+				r, err = rs.Restore(ctx, info(oc), pos)
+				return err
+			})
+			return r, err
 		}
 		return src.Open(ctx, info(oc))
 	})
@@ -109,7 +114,8 @@ func To[T any](s Stream[T], name string, sink Sink[T], opts ...OperatorOption) {
 		if rs, ok := sink.(RecoveringSink); ok && oc.Checkpointing() {
 			// Also on a fresh start: it removes what attempts that never
 			// completed a checkpoint left behind.
-			if err := rs.Recover(oc.Context(), info(oc), oc.RestoredPending()); err != nil {
+			redo := func() error { return rs.Recover(oc.Context(), info(oc), oc.RestoredPending()) }
+			if err := oc.TraceRecovery(engine.SpanRedoCommits, redo); err != nil {
 				return nil, fmt.Errorf("recover: %w", err)
 			}
 		}

@@ -50,6 +50,18 @@ type Event struct {
 	Checkpoint uint64 // Barrier, CancelBarrier: the checkpoint id
 	Time       int64  // Watermark: event time in milliseconds since the epoch
 	Idle       bool   // WatermarkStatus: idle (true) or active
+	// Trace (Barrier) is the trace context of the checkpoint, so that
+	// every subtask records its spans of checkpoint n under the
+	// coordinator's span of n, wherever the subtask runs.
+	Trace TraceContext
+}
+
+// TraceContext is a W3C trace context (trace id, parent span id, flags),
+// opaque to this package; the zero value is none.
+type TraceContext struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Flags   byte
 }
 
 func (e Event) String() string {

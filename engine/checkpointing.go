@@ -11,6 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/weirstream/weir/barrier"
 	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/internal/failpoint"
 	"github.com/weirstream/weir/statebackend"
@@ -82,6 +87,18 @@ const (
 	RestoreID
 )
 
+func (m RestoreMode) String() string {
+	switch m {
+	case RestoreLatest:
+		return "latest"
+	case RestoreNone:
+		return "none"
+	case RestoreID:
+		return "id"
+	}
+	return fmt.Sprintf("restore-mode(%d)", uint8(m))
+}
+
 // Restore is the restore choice of a run.
 type Restore struct {
 	Mode RestoreMode
@@ -118,6 +135,19 @@ type ckptEvent struct {
 	h    stateHandle
 	err  error
 	m    *storage.Manifest // evManifest
+	sent time.Time         // evAck, evDecline: when the subtask sent it
+}
+
+// injection asks a source subtask to inject the barrier of checkpoint id.
+type injection struct {
+	id    uint64
+	trace barrier.TraceContext
+}
+
+// ckTrace is the coordinator's span of one checkpoint.
+type ckTrace struct {
+	ctx  context.Context
+	span trace.Span
 }
 
 // checkpointer drives the checkpoints of one run: a goroutine owns the pure
@@ -136,8 +166,14 @@ type checkpointer struct {
 	coord        *checkpoint.Coordinator[stateHandle]
 	localRoot    string // local checkpoint directories: STATE_DIR/checkpoints
 
+	tracer trace.Tracer
+	// recovery is the span of this run's recovery, ended once every task
+	// opened (endRecovery).
+	recovery    context.Context
+	endRecovery func()
+
 	// Set up before the run starts, read-only afterwards.
-	injects    map[checkpoint.TaskID]chan uint64
+	injects    map[checkpoint.TaskID]chan injection
 	tasks      []*taskCkpt
 	restored   *storage.Manifest
 	restoreMap map[string][]storage.SubtaskState // by operator UID
@@ -152,6 +188,7 @@ type checkpointer struct {
 	retained []*storage.Manifest         // oldest first
 	dropped  []*storage.Manifest         // dropped from retained, not yet collected
 	inFlight map[uint64]*CheckpointStats // by id, from trigger to completion or abort
+	traces   map[uint64]ckTrace          // by id, from trigger to completion or abort
 	started  map[uint64]time.Time        // trigger time of the checkpoints in inFlight
 	lastFail string                      // the last abort, for FailJob's error
 }
@@ -168,11 +205,11 @@ func (c *checkpointer) send(ev ckptEvent) {
 }
 
 func (c *checkpointer) ack(task checkpoint.TaskID, id uint64, h stateHandle) {
-	c.send(ckptEvent{kind: evAck, task: task, id: id, h: h})
+	c.send(ckptEvent{kind: evAck, task: task, id: id, h: h, sent: time.Now()})
 }
 
 func (c *checkpointer) decline(task checkpoint.TaskID, id uint64, err error) {
-	c.send(ckptEvent{kind: evDecline, task: task, id: id, err: err})
+	c.send(ckptEvent{kind: evDecline, task: task, id: id, err: err, sent: time.Now()})
 }
 
 // drive runs the coordinator until ctx is done.
@@ -187,6 +224,9 @@ func (c *checkpointer) drive(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			c.apply(ctx, c.coord.Shutdown(c.now()))
+			for id := range c.traces {
+				c.endTrace(id, errors.New("the run ended"))
+			}
 			return
 		case <-tick.C:
 			c.apply(ctx, c.coord.Tick(c.now()))
@@ -205,10 +245,12 @@ func (c *checkpointer) handle(ctx context.Context, ev ckptEvent) {
 			st.Uploaded += ev.h.Uploaded
 			st.SyncMax = max(st.SyncMax, ev.h.Sync)
 		}
+		c.recordAck(spanAck, ev, out.String())
 		c.apply(ctx, acts)
 	case evDecline:
 		c.log.Warn("checkpoint declined", "checkpoint", ev.id, "task", ev.task.String(), "err", ev.err)
-		_, acts := c.coord.Decline(now, ev.task, checkpoint.ID(ev.id), ev.err.Error())
+		out, acts := c.coord.Decline(now, ev.task, checkpoint.ID(ev.id), ev.err.Error())
+		c.recordAck(spanDecline, ev, out.String())
 		c.apply(ctx, acts)
 	case evFinished:
 		_, acts := c.coord.SourceFinished(now, ev.task)
@@ -246,14 +288,21 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			id := uint64(a.ID)
 			c.inFlight[id] = &CheckpointStats{ID: id, Kind: a.Kind}
 			c.started[id] = time.Now()
+			rootCtx, root := c.tracer.Start(context.Background(), spanCheckpoint, trace.WithAttributes(
+				attrJob.String(c.job), attrCheckpoint.Int64(int64(id)), attrKind.String(a.Kind.String())))
+			c.traces[id] = ckTrace{rootCtx, root}
+			_, trig := c.tracer.Start(rootCtx, spanTrigger, trace.WithAttributes(attrCheckpoint.Int64(int64(id))))
+			inj := injection{id: id, trace: toBarrier(root.SpanContext())}
 			var full []checkpoint.TaskID
 			for task, ch := range c.injects {
 				select {
-				case ch <- id:
+				case ch <- inj:
 				default:
 					full = append(full, task)
 				}
 			}
+			trig.SetAttributes(attribute.Int("weir.sources", len(c.injects)), attribute.Int("weir.sources_full", len(full)))
+			trig.End()
 			for _, task := range full {
 				// The source has not taken the earlier barriers yet:
 				// decline rather than block the driver.
@@ -263,11 +312,13 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			}
 		case checkpoint.WriteManifest[stateHandle]:
 			m := c.manifest(a)
+			_, span := c.tracer.Start(c.traces[m.CheckpointID].ctx, spanManifest, trace.WithAttributes(attrCheckpoint.Int64(int64(m.CheckpointID))))
 			c.wg.Add(1)
 			go func() {
 				defer c.wg.Done()
 				failpoint.Hit("before-manifest")
 				err := storage.WriteManifest(ctx, c.store, m)
+				endSpan(span, err)
 				if err == nil {
 					failpoint.Hit("after-manifest")
 				}
@@ -282,9 +333,14 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			if c.cfg.OnComplete != nil {
 				c.cfg.OnComplete(st)
 			}
+			tr := c.traces[id]
+			_, notify := c.tracer.Start(tr.ctx, spanNotify, trace.WithAttributes(attrCheckpoint.Int64(int64(id)), attribute.Int("weir.tasks", len(c.tasks))))
 			for _, t := range c.tasks {
 				t.notifyComplete(id)
 			}
+			notify.End()
+			c.endTrace(id, nil, attrBytes.Int64(st.Uploaded), attribute.Int64("weir.size_bytes", st.Size), attrFiles.Int(st.Files),
+				attribute.Float64("weir.sync_max_ms", float64(st.SyncMax.Microseconds())/1000))
 			c.removeLocal(func(other uint64) bool { return other < id })
 			if a.Kind == checkpoint.Final {
 				close(c.finalDone)
@@ -294,6 +350,7 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.log.Warn("checkpoint aborted", "checkpoint", id, "kind", a.Kind.String(), "reason", a.Reason.String(), "detail", a.Detail)
 			c.lastFail = fmt.Sprintf("checkpoint %d: %s: %s", id, a.Reason, a.Detail)
 			c.end(id)
+			c.endTrace(id, fmt.Errorf("%s: %s", a.Reason, a.Detail))
 			c.removeLocal(func(other uint64) bool { return other == id })
 			if !a.Reason.PreFlight() {
 				// Gates still aligning it release their held inputs.
@@ -307,6 +364,40 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.fail(fmt.Errorf("engine: %d consecutive checkpoints failed (see --checkpoint-tolerable-failures); the last: %s", a.Failures, c.lastFail))
 		}
 	}
+}
+
+// recordAck records an ack or decline of a subtask as a span of its
+// checkpoint, from when the subtask sent it to when the coordinator took
+// it; outcome is the coordinator's verdict.
+func (c *checkpointer) recordAck(name string, ev ckptEvent, outcome string) {
+	tr, ok := c.traces[ev.id]
+	if !ok {
+		return
+	}
+	attrs := []attribute.KeyValue{attrCheckpoint.Int64(int64(ev.id)), attrUID.String(ev.task.Vertex), attrSubtask.Int(ev.task.Subtask), attrOutcome.String(outcome)}
+	if ev.kind == evAck {
+		attrs = append(attrs, attrBytes.Int64(ev.h.Uploaded), attrFiles.Int(len(ev.h.Files)))
+	} else {
+		attrs = append(attrs, attrReason.String(ev.err.Error()))
+	}
+	recordSpan(c.tracer, tr.ctx, name, ev.sent, time.Now(), attrs...)
+}
+
+// endTrace ends the span of checkpoint id: completed (err nil) or aborted.
+func (c *checkpointer) endTrace(id uint64, err error, attrs ...attribute.KeyValue) {
+	tr, ok := c.traces[id]
+	if !ok {
+		return
+	}
+	delete(c.traces, id)
+	if err != nil {
+		tr.span.SetStatus(codes.Error, err.Error())
+		attrs = append(attrs, attrOutcome.String("aborted"), attrReason.String(err.Error()))
+	} else {
+		attrs = append(attrs, attrOutcome.String("completed"))
+	}
+	tr.span.SetAttributes(attrs...)
+	tr.span.End()
 }
 
 // end forgets checkpoint id and returns its statistics.
@@ -486,8 +577,39 @@ type taskCkpt struct {
 	// Task goroutine only.
 	abortSeen  uint64
 	committed  uint64
-	committers []func(uint64) error
+	committers []committer
 	snaps      []*inflight
+	traces     map[uint64]barrier.TraceContext // of checkpoints not yet committed
+}
+
+// committer is what an operator does when a checkpoint completes.
+type committer struct {
+	oc     *OpContext
+	span   string // its span's name
+	commit func(uint64) error
+}
+
+// recordAlignment records the span of an alignment that just ended: from
+// the first barrier to the last, with the wait of each input as an event.
+func (tc *taskCkpt) recordAlignment(task string, a *alignment, inputs int) {
+	end := time.Now()
+	_, span := tc.c.tracer.Start(fromBarrier(a.trace), spanAlignment, trace.WithTimestamp(a.start), trace.WithAttributes(
+		attrOperator.String(task), attrUID.String(tc.head.Vertex), attrSubtask.Int(tc.head.Subtask),
+		attrCheckpoint.Int64(int64(a.id)), attrInputs.Int(inputs)))
+	for _, ar := range a.arrivals {
+		span.AddEvent("barrier", trace.WithTimestamp(ar.at), trace.WithAttributes(
+			attrInput.Int(ar.input), attrWait.Float64(float64(ar.at.Sub(a.start).Microseconds())/1000)))
+	}
+	span.End(trace.WithTimestamp(end))
+}
+
+// traceOf records the trace context of checkpoint id as its barrier
+// passes, for the spans of its commits. Task goroutine.
+func (tc *taskCkpt) traceOf(id uint64, t barrier.TraceContext) {
+	if tc.traces == nil {
+		tc.traces = map[uint64]barrier.TraceContext{}
+	}
+	tc.traces[id] = t
 }
 
 type inflight struct {
@@ -549,12 +671,21 @@ func (tc *taskCkpt) service() error {
 	id := tc.complete
 	tc.mu.Unlock()
 	if id > tc.committed {
-		for _, commit := range tc.committers {
-			if err := commit(id); err != nil {
+		parent := fromBarrier(tc.traces[id])
+		for _, cm := range tc.committers {
+			_, span := tc.c.tracer.Start(parent, cm.span, trace.WithAttributes(append(opAttrs(cm.oc), attrCheckpoint.Int64(int64(id)))...))
+			err := cm.commit(id)
+			endSpan(span, err)
+			if err != nil {
 				return err
 			}
 		}
 		tc.committed = id
+		for other := range tc.traces {
+			if other <= id {
+				delete(tc.traces, other)
+			}
+		}
 	}
 	return nil
 }
@@ -591,9 +722,20 @@ func (tc *taskCkpt) waitFor(ctx context.Context, match func(*inflight) bool) err
 // subtask, as barrier id passes it: the sink pre-commits, keyed state is
 // frozen and persisted and uploaded on another goroutine, which acks.
 // Operators with neither ack at once. Task goroutine.
-func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
+func (tc *taskCkpt) snapshot(oc *OpContext, id uint64, tcx barrier.TraceContext) (err error) {
 	task := checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}
 	start := time.Now()
+	tc.traceOf(id, tcx)
+	tr := tc.c.tracer
+	attrs := append(opAttrs(oc), attrCheckpoint.Int64(int64(id)))
+	_, span := tr.Start(fromBarrier(tcx), spanSnapshot, trace.WithAttributes(attrs...), trace.WithTimestamp(start))
+	var declined error // a decline that does not fail the task
+	defer func() {
+		if err != nil {
+			declined = err
+		}
+		endSpan(span, declined)
+	}()
 	var (
 		h       stateHandle
 		durable func() error
@@ -616,7 +758,10 @@ func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
 		tc.c.wg.Add(1)
 		go func() {
 			defer tc.c.wg.Done()
-			if err := durable(); err != nil {
+			_, span := tr.Start(fromBarrier(tcx), spanDurable, trace.WithAttributes(attrs...))
+			err := durable()
+			endSpan(span, err)
+			if err != nil {
 				tc.c.decline(task, id, err)
 				tc.c.fail(err)
 				return
@@ -637,6 +782,7 @@ func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
 	}
 	s, err := b.Snapshot(id)
 	if err != nil {
+		declined = err
 		tc.c.decline(task, id, err)
 		if b.Err() != nil {
 			return oc.wrap(err)
@@ -659,16 +805,24 @@ func (tc *taskCkpt) snapshot(oc *OpContext, id uint64) error {
 		defer tc.c.wg.Done()
 		dir := tc.c.localDir(id, oc.UID, oc.Index)
 		var files *statebackend.SnapshotFiles
+		pctx := withTrace(ctx, tcx)
+		_, persist := tr.Start(pctx, spanPersist, trace.WithAttributes(attrs...))
 		err := os.MkdirAll(filepath.Dir(dir), 0o755)
 		if err == nil {
 			files, err = s.Persist(ctx, dir)
 		}
+		if files != nil {
+			persist.SetAttributes(attrFiles.Int(len(files.Files)))
+		}
+		endSpan(persist, err)
 		tc.signal() // the task releases the snapshot
 		if err != nil {
 			tc.c.decline(task, id, fmt.Errorf("persist state: %w", err))
 			return
 		}
-		h.Files, h.Uploaded, err = up.upload(ctx, tc.c.store, id, task, files)
+		uctx, upload := tr.Start(pctx, spanUpload, trace.WithAttributes(attrs...))
+		h.Files, h.Uploaded, err = up.upload(uctx, tr, tc.c.store, id, task, files)
+		endSpan(upload, err, attrBytes.Int64(h.Uploaded), attrFiles.Int(len(h.Files)))
 		if err != nil {
 			tc.c.decline(task, id, fmt.Errorf("upload state: %w", err))
 			return
@@ -701,7 +855,7 @@ func (u *uploader) prime(files []storage.StateFile) {
 	}
 }
 
-func (u *uploader) upload(ctx context.Context, store storage.BlobStore, id uint64, task checkpoint.TaskID, files *statebackend.SnapshotFiles) ([]storage.StateFile, int64, error) {
+func (u *uploader) upload(ctx context.Context, tr trace.Tracer, store storage.BlobStore, id uint64, task checkpoint.TaskID, files *statebackend.SnapshotFiles) ([]storage.StateFile, int64, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	var (
@@ -723,7 +877,7 @@ func (u *uploader) upload(ctx context.Context, store storage.BlobStore, id uint6
 			// an object that no retained checkpoint referenced.
 			if size, err := store.Stat(ctx, sf.Object); err != nil || size != sf.Size {
 				failpoint.Hit("upload-sst")
-				if err := putFile(ctx, store, sf.Object, path); err != nil {
+				if err := putFile(ctx, tr, store, sf.Object, path, sf.Size); err != nil {
 					return nil, 0, err
 				}
 				uploaded += sf.Size
@@ -740,7 +894,7 @@ func (u *uploader) upload(ctx context.Context, store storage.BlobStore, id uint6
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := putFile(ctx, store, obj, path); err != nil {
+		if err := putFile(ctx, tr, store, obj, path, d.Size); err != nil {
 			return nil, 0, err
 		}
 		uploaded += d.Size
@@ -758,7 +912,9 @@ func digestFile(ctx context.Context, path string) (storage.Digest, error) {
 	return storage.DigestOf(ctx, f)
 }
 
-func putFile(ctx context.Context, store storage.BlobStore, name, path string) error {
+func putFile(ctx context.Context, tr trace.Tracer, store storage.BlobStore, name, path string, size int64) (err error) {
+	_, span := tr.Start(ctx, spanUploadFile, trace.WithAttributes(attrFile.String(name), attrBytes.Int64(size)))
+	defer func() { endSpan(span, err) }()
 	f, err := os.Open(path)
 	if err != nil {
 		return err

@@ -87,7 +87,7 @@ func (g *guard[T]) Control(ev barrier.Event) (err error) {
 		}
 	}()
 	if ev.Kind == barrier.Barrier && g.snapshot && g.oc.task.ck != nil {
-		if err := g.oc.task.ck.snapshot(g.oc, ev.Checkpoint); err != nil {
+		if err := g.oc.task.ck.snapshot(g.oc, ev.Checkpoint, ev.Trace); err != nil {
 			return g.oc.wrap(err)
 		}
 	}

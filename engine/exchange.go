@@ -31,6 +31,30 @@ type Gate[T any] struct {
 	marks   *barrier.WatermarkMerger
 	idle    bool          // told the head that every live input is idle
 	stash   []envQueue[T] // by sender: received while blocked, in order
+	align   alignment     // of the newest checkpoint whose barrier arrived
+}
+
+// alignment times the alignment of one checkpoint, for its span.
+type alignment struct {
+	id       uint64
+	trace    barrier.TraceContext
+	start    time.Time
+	arrivals []arrival
+}
+
+type arrival struct {
+	input int
+	at    time.Time
+}
+
+// note records the arrival of a barrier from input i.
+func (a *alignment) note(i int, ev barrier.Event) {
+	if ev.Checkpoint > a.id {
+		*a = alignment{id: ev.Checkpoint, trace: ev.Trace, start: time.Now(), arrivals: a.arrivals[:0]}
+	}
+	if ev.Checkpoint == a.id {
+		a.arrivals = append(a.arrivals, arrival{i, time.Now()})
+	}
 }
 
 type envQueue[T any] struct {
@@ -270,6 +294,9 @@ func (g *Gate[T]) process(env Envelope[T], t *task, head Output[T]) (done bool, 
 		}
 		return g.perform(d, t, head)
 	case barrier.Barrier, barrier.CancelBarrier:
+		if env.Event.Kind == barrier.Barrier {
+			g.align.note(i, env.Event)
+		}
 		return g.perform(g.aligner.Step(i, env.Event), t, head)
 	}
 	return false, fmt.Errorf("engine: unexpected control event %v from sender %d", env.Event, i)
@@ -289,7 +316,14 @@ func (g *Gate[T]) perform(d barrier.Decision, t *task, head Output[T]) (done boo
 	if d.Has(barrier.Snapshot) {
 		// Every operator of the chain takes its synchronous snapshot as the
 		// barrier passes, then forwards it.
-		if err := head.Control(barrier.NewBarrier(d.Checkpoint)); err != nil {
+		ev := barrier.NewBarrier(d.Checkpoint)
+		if g.align.id == d.Checkpoint {
+			ev.Trace = g.align.trace
+			if t.ck != nil {
+				t.ck.recordAlignment(t.name, &g.align, g.senders)
+			}
+		}
+		if err := head.Control(ev); err != nil {
 			return false, err
 		}
 	}

@@ -8,7 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/internal/failpoint"
@@ -18,7 +22,7 @@ import (
 
 // newCheckpointer chooses what the run restores and prepares the driver of
 // its checkpoints.
-func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)) (*checkpointer, error) {
+func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)) (_ *checkpointer, err error) {
 	cc := *cfg.Checkpoint
 	if cc.Store == nil {
 		return nil, errors.New("engine: checkpoints without a store")
@@ -38,7 +42,9 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 		log:          cfg.Logger,
 		start:        time.Now(),
 		localRoot:    filepath.Join(cfg.StateDir, "checkpoints"),
-		injects:      map[checkpoint.TaskID]chan uint64{},
+		injects:      map[checkpoint.TaskID]chan injection{},
+		traces:       map[uint64]ckTrace{},
+		tracer:       newTracer(cfg.TracerProvider),
 		restoreMap:   map[string][]storage.SubtaskState{},
 		events:       make(chan ckptEvent, 256),
 		done:         make(chan struct{}),
@@ -64,31 +70,29 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 			}
 		}
 	}
-	switch cc.Restore.Mode {
-	case RestoreLatest:
-		start := time.Now()
-		d, m, err := storage.FindRestorePoint(ctx, c.store)
+	var rspan trace.Span
+	c.recovery, rspan = c.tracer.Start(context.Background(), spanRecovery, trace.WithAttributes(attrJob.String(cfg.Job)))
+	c.endRecovery = sync.OnceFunc(func() {
+		if c.restored != nil {
+			rspan.SetAttributes(attrCheckpoint.Int64(int64(c.restored.CheckpointID)), attrOutcome.String("restored"))
+		} else {
+			rspan.SetAttributes(attrOutcome.String("fresh start"))
+		}
+		rspan.End()
+	})
+	_, choose := c.tracer.Start(c.recovery, spanChoose, trace.WithAttributes(attribute.String("weir.restore", fmt.Sprint(cc.Restore.Mode))))
+	err = c.choose(ctx, cc)
+	if c.restored != nil {
+		choose.SetAttributes(attrCheckpoint.Int64(int64(c.restored.CheckpointID)))
+	}
+	endSpan(choose, err)
+	defer func() {
 		if err != nil {
-			return nil, fmt.Errorf("engine: restore: %w; to start from empty state anyway, run with --restore none (checkpoint ids continue after the damaged ones)", err)
+			endSpan(rspan, err)
 		}
-		c.log.Debug("chose the checkpoint to restore", "checkpoint", d.ID, "verify", time.Since(start))
-		for _, s := range d.Skipped {
-			c.log.Warn("passing over a checkpoint that cannot be restored", "checkpoint", s.ID, "state", s.State.String(), "problems", problems(s.Problems))
-		}
-		c.restored = m
-	case RestoreID:
-		if cc.Restore.From != nil {
-			c.restoreStore = cc.Restore.From
-		}
-		cand, m, err := storage.Inspect(ctx, c.restoreStore, cc.Restore.ID)
-		if err != nil {
-			return nil, fmt.Errorf("engine: restore checkpoint %d: %w", cc.Restore.ID, err)
-		}
-		if cand.State != storage.ManifestOK {
-			return nil, fmt.Errorf("engine: restore checkpoint %d: %s: %s", cc.Restore.ID, cand.State, problems(cand.Problems))
-		}
-		c.restored = m
-	case RestoreNone:
+	}()
+	if err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(c.localRoot, 0o755); err != nil {
 		return nil, fmt.Errorf("engine: local checkpoint directory: %w", err)
@@ -120,7 +124,7 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 			tasks = append(tasks, t)
 			if n.impl.source() {
 				sources = append(sources, t)
-				c.injects[t] = make(chan uint64, 16)
+				c.injects[t] = make(chan injection, 16)
 			}
 		}
 	}
@@ -135,6 +139,37 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 		return nil, fmt.Errorf("engine: %w", err)
 	}
 	return c, nil
+}
+
+// choose decides what the run restores (c.restored, c.restoreStore).
+func (c *checkpointer) choose(ctx context.Context, cc CheckpointConfig) error {
+	switch cc.Restore.Mode {
+	case RestoreLatest:
+		start := time.Now()
+		d, m, err := storage.FindRestorePoint(ctx, c.store)
+		if err != nil {
+			return fmt.Errorf("engine: restore: %w; to start from empty state anyway, run with --restore none (checkpoint ids continue after the damaged ones)", err)
+		}
+		c.log.Debug("chose the checkpoint to restore", "checkpoint", d.ID, "verify", time.Since(start))
+		for _, s := range d.Skipped {
+			c.log.Warn("passing over a checkpoint that cannot be restored", "checkpoint", s.ID, "state", s.State.String(), "problems", problems(s.Problems))
+		}
+		c.restored = m
+	case RestoreID:
+		if cc.Restore.From != nil {
+			c.restoreStore = cc.Restore.From
+		}
+		cand, m, err := storage.Inspect(ctx, c.restoreStore, cc.Restore.ID)
+		if err != nil {
+			return fmt.Errorf("engine: restore checkpoint %d: %w", cc.Restore.ID, err)
+		}
+		if cand.State != storage.ManifestOK {
+			return fmt.Errorf("engine: restore checkpoint %d: %s: %s", cc.Restore.ID, cand.State, problems(cand.Problems))
+		}
+		c.restored = m
+	case RestoreNone:
+	}
+	return nil
 }
 
 // checkRestore checks that the checkpoint fits the job: same key groups,
@@ -228,13 +263,18 @@ func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *st
 	src := filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
 	defer os.RemoveAll(src)
 	start := time.Now()
+	attrs := append(opAttrs(oc), attrCheckpoint.Int64(int64(id)))
+	_, dspan := c.tracer.Start(c.recovery, spanDownload, trace.WithAttributes(attrs...))
 	linked, downloaded, err := c.assemble(ctx, oc, st.Files, src)
+	endSpan(dspan, err, attrFiles.Int(len(st.Files)), attribute.Int("weir.files_local", linked), attribute.Int("weir.files_downloaded", downloaded))
 	if err != nil {
 		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}
 	assembled := time.Now()
 	failpoint.Hit("restore")
+	_, ospan := c.tracer.Start(c.recovery, spanOpenState, trace.WithAttributes(attrs...))
 	b, err := statebackend.OpenFromCheckpoint(dir, src, opts)
+	endSpan(ospan, err)
 	if err != nil {
 		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}

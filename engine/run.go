@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/statebackend"
 )
@@ -30,6 +32,9 @@ type Config struct {
 	Stop <-chan struct{}
 	// Checkpoint turns on checkpoints and recovery; nil runs without them.
 	Checkpoint *CheckpointConfig
+	// TracerProvider records the spans of checkpoints and recoveries
+	// (nil: none).
+	TracerProvider trace.TracerProvider
 }
 
 // Defaults, chosen with BenchmarkExchange (see docs/architecture.md).
@@ -272,6 +277,9 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 	go func() {
 		opening.Wait()
 		tr.opened()
+		if ck != nil {
+			ck.endRecovery()
+		}
 	}()
 	wg.Wait()
 	if firstErr == nil && ctx.Err() != nil {

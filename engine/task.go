@@ -12,6 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/weirstream/weir/barrier"
 	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/statebackend"
@@ -58,6 +61,19 @@ func (oc *OpContext) MaxRestartDelay() time.Duration {
 	return oc.ckpt.cfg.MaxRestartDelay
 }
 
+// TraceRecovery runs fn, a step of this subtask's recovery (a sink redoing
+// its pending commits, a source seeking its position), as a span named
+// name of the run's recovery trace. Without checkpoints it just runs fn.
+func (oc *OpContext) TraceRecovery(name string, fn func() error) error {
+	if oc.ckpt == nil || oc.ckpt.recovery == nil {
+		return fn()
+	}
+	_, span := oc.ckpt.tracer.Start(oc.ckpt.recovery, name, trace.WithAttributes(opAttrs(oc)...))
+	err := fn()
+	endSpan(span, err)
+	return err
+}
+
 // Checkpointing reports whether the job takes checkpoints.
 func (oc *OpContext) Checkpointing() bool { return oc.ckpt != nil }
 
@@ -101,9 +117,9 @@ func (oc *OpContext) OnCheckpoint(preCommit func(checkpoint uint64) (pending []b
 		}
 		return b, durable, err
 	}
-	oc.task.ck.committers = append(oc.task.ck.committers, func(id uint64) error {
+	oc.task.ck.committers = append(oc.task.ck.committers, committer{oc: oc, span: spanSinkCommit, commit: func(id uint64) error {
 		return oc.call(func() error { return commit(id) })
-	})
+	}})
 }
 
 // Context is cancelled when the job stops or fails.
@@ -242,7 +258,7 @@ type task struct {
 	// inject delivers the ids of checkpoints whose barrier a source task
 	// injects; nil for tasks that are not sources or jobs without
 	// checkpoints.
-	inject <-chan uint64
+	inject <-chan injection
 
 	flushers   []flushOutput
 	finishers  []func() error
@@ -331,9 +347,9 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		return nil
 	})
 	if l, ok := r.(CheckpointListener); ok && t.ck != nil {
-		t.ck.committers = append(t.ck.committers, func(id uint64) error {
+		t.ck.committers = append(t.ck.committers, committer{oc: oc, span: spanSourceCommit, commit: func(id uint64) error {
 			return oc.call(func() error { return l.CheckpointComplete(id) })
-		})
+		}})
 	}
 	buf := make([]T, 0, t.batch)
 	wm, _ := r.(Watermarker)
@@ -345,8 +361,8 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		select {
 		case <-t.stop:
 			return endSource(ctx, t, oc, r, out, false)
-		case id := <-t.inject:
-			if err := injectBarrier(oc, t, r, out, id); err != nil {
+		case inj := <-t.inject:
+			if err := injectBarrier(oc, t, r, out, inj); err != nil {
 				return err
 			}
 			continue
@@ -423,8 +439,8 @@ func endSource[T any](ctx context.Context, t *task, oc *OpContext, r Reader[T], 
 	c.send(ckptEvent{kind: evFinished, task: checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}})
 	for {
 		select {
-		case id := <-t.inject:
-			if err := injectBarrier(oc, t, r, out, id); err != nil {
+		case inj := <-t.inject:
+			if err := injectBarrier(oc, t, r, out, inj); err != nil {
 				return err
 			}
 		case <-t.ck.wake:
@@ -469,16 +485,24 @@ type Watermarker interface {
 // between two batches, so it covers exactly the records before the
 // barrier. A position that fails declines id; a cancel marker then flows
 // instead, so that downstream alignment ends.
-func injectBarrier[T any](oc *OpContext, t *task, r Reader[T], out Output[T], id uint64) error {
+func injectBarrier[T any](oc *OpContext, t *task, r Reader[T], out Output[T], inj injection) error {
+	id := inj.id
 	task := checkpoint.TaskID{Vertex: oc.UID, Subtask: oc.Index}
+	t.ck.traceOf(id, inj.trace)
+	_, span := t.ck.c.tracer.Start(fromBarrier(inj.trace), spanSnapshot, trace.WithAttributes(append(opAttrs(oc), attrCheckpoint.Int64(int64(id)))...))
 	pos, err := r.(positioned).Position() // checked when the source opened
 	if err != nil {
-		t.ck.c.decline(task, id, oc.wrap(fmt.Errorf("position at checkpoint %d: %w", id, err)))
+		err = oc.wrap(fmt.Errorf("position at checkpoint %d: %w", id, err))
+		endSpan(span, err)
+		t.ck.c.decline(task, id, err)
 		return out.Control(barrier.NewCancel(id))
 	}
 	if l, ok := r.(CheckpointListener); ok {
 		l.CheckpointTaken(id)
 	}
+	endSpan(span, nil, attribute.Int("weir.position_bytes", len(pos)))
 	t.ck.c.ack(task, id, stateHandle{Position: pos})
-	return out.Control(barrier.NewBarrier(id))
+	ev := barrier.NewBarrier(id)
+	ev.Trace = inj.trace
+	return out.Control(ev)
 }
