@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/engine/checkpoint"
+	"github.com/weirstream/weir/internal/telemetry"
 	"github.com/weirstream/weir/storage"
 )
 
@@ -104,6 +105,7 @@ type runFlags struct {
 	stateDir       string
 	logFormat      string
 	logLevel       string
+	traceStdout    bool
 
 	checkpointDir      string
 	s3Endpoint         string
@@ -140,6 +142,7 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.StringVar(&rf.stateDir, "state-dir", "", "directory for keyed state (default: a temporary directory removed at exit)")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&rf.traceStdout, "trace-stdout", false, "print the spans of checkpoints and recoveries to stdout as JSON, for debugging (OTLP export is configured by the OTEL_* environment variables)")
 	fs.StringVar(&rf.checkpointDir, "checkpoint-dir", "", "directory for checkpoints, or s3://bucket/prefix; turns checkpoints and recovery on")
 	fs.StringVar(&rf.s3Endpoint, "s3-endpoint", "", "with an s3:// --checkpoint-dir: the S3 server's URL (default: AWS, or AWS_ENDPOINT_URL_S3); credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ~/.aws, ...)")
 	fs.StringVar(&rf.s3Region, "s3-region", "", "with an s3:// --checkpoint-dir: the region (default: AWS_REGION, else us-east-1)")
@@ -303,6 +306,27 @@ func (p *Program) run(args []string) int {
 	if _, err := NewPlan(g, cfg); err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
+	}
+	if cfg.TracerProvider == nil {
+		var stdout io.Writer
+		if rf.traceStdout {
+			stdout = p.Stdout
+		}
+		tp, shutdown, err := telemetry.Traces(context.Background(), p.Name, Version(), stdout)
+		if err != nil {
+			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+			return ExitUsage
+		}
+		if tp != nil {
+			cfg.TracerProvider = tp
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := shutdown(ctx); err != nil {
+					logger.Warn("flushing spans", "err", err)
+				}
+			}()
+		}
 	}
 
 	ctx, cancel := context.WithCancelCause(context.Background())

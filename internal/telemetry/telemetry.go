@@ -1,0 +1,99 @@
+// Package telemetry sets up the OpenTelemetry exporters of a job binary
+// from the standard OTEL_* environment variables. Library code never uses
+// it: the engine takes the providers it is given.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Traces returns the tracer provider of a job binary, or nil when nothing
+// is to be exported, and a function that flushes and stops it.
+//
+// Spans go over OTLP when OTEL_TRACES_EXPORTER is "otlp", or when it is
+// unset and OTEL_EXPORTER_OTLP_ENDPOINT or OTEL_EXPORTER_OTLP_TRACES_ENDPOINT
+// is set. The protocol is OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or
+// OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" or "http/protobuf" (the default);
+// the exporters read the endpoint, headers, timeout and TLS settings from
+// the other OTEL_EXPORTER_OTLP_* variables. OTEL_TRACES_EXPORTER=none or
+// OTEL_SDK_DISABLED=true exports nothing. With stdout non-nil, spans are
+// also printed there as JSON, for debugging. The resource is service.name
+// = service (OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override it)
+// and service.version = version.
+func Traces(ctx context.Context, service, version string, stdout io.Writer) (trace.TracerProvider, func(context.Context) error, error) {
+	noop := func(context.Context) error { return nil }
+	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+		return nil, noop, nil
+	}
+	var opts []sdktrace.TracerProviderOption
+	otlp, err := wantOTLP()
+	if err != nil {
+		return nil, noop, err
+	}
+	if otlp {
+		exp, err := otlpExporter(ctx)
+		if err != nil {
+			return nil, noop, err
+		}
+		opts = append(opts, sdktrace.WithBatcher(exp))
+	}
+	if stdout != nil {
+		exp, err := stdouttrace.New(stdouttrace.WithWriter(stdout))
+		if err != nil {
+			return nil, noop, err
+		}
+		opts = append(opts, sdktrace.WithSyncer(exp))
+	}
+	if len(opts) == 0 {
+		return nil, noop, nil
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", service), attribute.String("service.version", version)),
+		resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, noop, fmt.Errorf("OpenTelemetry resource: %w", err)
+	}
+	tp := sdktrace.NewTracerProvider(append(opts, sdktrace.WithResource(res))...)
+	return tp, tp.Shutdown, nil
+}
+
+func wantOTLP() (bool, error) {
+	switch v := strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")); v {
+	case "otlp":
+		return true, nil
+	case "none":
+		return false, nil
+	case "":
+		return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", nil
+	default:
+		return false, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want otlp or none (print spans with --trace-stdout)", v)
+	}
+}
+
+func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
+	proto := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	name := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+	if proto == "" {
+		proto, name = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	switch proto {
+	case "grpc":
+		return otlptracegrpc.New(ctx)
+	case "", "http/protobuf":
+		return otlptracehttp.New(ctx)
+	}
+	return nil, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, proto)
+}
