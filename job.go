@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weirstream/weir/engine"
@@ -54,6 +55,13 @@ func StopWhen(stop <-chan struct{}) JobOption { return func(j *Job) { j.cfg.Stop
 // binary (Main) sets it up from the OTEL_* environment and --trace-stdout.
 func Tracing(tp trace.TracerProvider) JobOption {
 	return func(j *Job) { j.cfg.TracerProvider = tp }
+}
+
+// Metrics sends the job's metrics to mp (see docs/architecture.md,
+// "Metrics"); without it none are kept. A job binary (Main) sets it up
+// from the OTEL_* environment and serves them on --http.
+func Metrics(mp metric.MeterProvider) JobOption {
+	return func(j *Job) { j.cfg.MeterProvider = mp }
 }
 
 // CheckpointConfig configures checkpoints: the store, the policy (interval,

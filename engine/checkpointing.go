@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weirstream/weir/barrier"
@@ -166,7 +167,8 @@ type checkpointer struct {
 	coord        *checkpoint.Coordinator[stateHandle]
 	localRoot    string // local checkpoint directories: STATE_DIR/checkpoints
 
-	tracer trace.Tracer
+	tracer  trace.Tracer
+	metrics *runMetrics // set by Run
 	// recovery is the span of this run's recovery, ended once every task
 	// opened (endRecovery).
 	recovery    context.Context
@@ -330,6 +332,14 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.log.Info("checkpoint complete", "checkpoint", id, "kind", a.Kind.String(),
 				"duration", st.Duration.Round(time.Millisecond), "sync_max", st.SyncMax,
 				"uploaded_bytes", st.Uploaded, "size_bytes", st.Size, "files", st.Files)
+			if m := c.metrics; m != nil {
+				kind := attrKind.String(a.Kind.String())
+				m.ckDuration.Record(context.Background(), st.Duration.Seconds(), metric.WithAttributes(m.job, kind))
+				m.ckSize.Record(context.Background(), st.Size, metric.WithAttributes(m.job, kind))
+				m.ckUploaded.Add(context.Background(), st.Uploaded, metric.WithAttributes(m.job))
+				m.ckCount.Add(context.Background(), 1, metric.WithAttributes(m.job, attrOutcome.String("completed")))
+				m.lastCompleted.Store(time.Now().UnixNano())
+			}
 			if c.cfg.OnComplete != nil {
 				c.cfg.OnComplete(st)
 			}
@@ -351,6 +361,9 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.lastFail = fmt.Sprintf("checkpoint %d: %s: %s", id, a.Reason, a.Detail)
 			c.end(id)
 			c.endTrace(id, fmt.Errorf("%s: %s", a.Reason, a.Detail))
+			if m := c.metrics; m != nil {
+				m.ckCount.Add(context.Background(), 1, metric.WithAttributes(m.job, attrOutcome.String("aborted"), attrReason.String(a.Reason.String())))
+			}
 			c.removeLocal(func(other uint64) bool { return other == id })
 			if !a.Reason.PreFlight() {
 				// Gates still aligning it release their held inputs.
@@ -601,6 +614,9 @@ func (tc *taskCkpt) recordAlignment(task string, a *alignment, inputs int) {
 			attrInput.Int(ar.input), attrWait.Float64(float64(ar.at.Sub(a.start).Microseconds())/1000)))
 	}
 	span.End(trace.WithTimestamp(end))
+	if m := tc.c.metrics; m != nil {
+		m.ckAlign.Record(context.Background(), end.Sub(a.start).Seconds(), metric.WithAttributes(m.job, attrUID.String(tc.head.Vertex), attrSubtask.Int(tc.head.Subtask)))
+	}
 }
 
 // traceOf records the trace context of checkpoint id as its barrier

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/internal/telemetry"
 	"github.com/weirstream/weir/storage"
@@ -497,6 +499,10 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 		}
 		cfg.Checkpoint = &cc
 	}
+	restarts, err := restartCounter(cfg.MeterProvider)
+	if err != nil {
+		return err
+	}
 	failures := 0
 	for {
 		before := completed.Load()
@@ -519,6 +525,7 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 			return err
 		}
 		logger.Error("job failed; restarting from the latest checkpoint", "err", err, "attempt", failures, "of", rf.restartAttempts, "delay", delay)
+		restarts.Add(ctx, 1, metric.WithAttributes(attrJob.String(cfg.Job)))
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():

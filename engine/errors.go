@@ -72,6 +72,9 @@ type guard[T any] struct {
 }
 
 func (g *guard[T]) Push(b []T) (err error) {
+	if g.snapshot && g.oc.stats != nil { // an operator's guard, not a key selector's
+		g.oc.stats.in.Add(int64(len(b)))
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = g.oc.recovered(r)

@@ -161,14 +161,18 @@ func (g *Gate[T]) run(ctx context.Context, t *task, head Output[T]) error {
 			if err := t.flush(); err != nil {
 				return err
 			}
+			waited := time.Now()
 			select {
 			case env = <-g.inbox:
+				t.idleSince(waited)
 			case <-due:
+				t.idleSince(waited)
 				if err := t.fireTimers(); err != nil {
 					return err
 				}
 				continue
 			case <-wake:
+				t.idleSince(waited)
 				if done, err := g.service(t, head); err != nil || done {
 					return err
 				}
@@ -341,10 +345,11 @@ type sender[T any] struct {
 	gates   []*Gate[T]
 	credits []chan struct{} // by target gate: this sender's credits there
 	bufs    [][]T
+	stats   *taskStats // the sending task's (nil in tests): time blocked
 }
 
-func newSender[T any](ctx context.Context, from int, gates []*Gate[T]) sender[T] {
-	s := sender[T]{ctx: ctx, from: int32(from), gates: gates, bufs: make([][]T, len(gates)), credits: make([]chan struct{}, len(gates))}
+func newSender[T any](ctx context.Context, from int, gates []*Gate[T], ts *taskStats) sender[T] {
+	s := sender[T]{ctx: ctx, from: int32(from), gates: gates, bufs: make([][]T, len(gates)), credits: make([]chan struct{}, len(gates)), stats: ts}
 	for i, g := range gates {
 		s.credits[i] = g.credits[from]
 	}
@@ -369,8 +374,10 @@ func (s *sender[T]) put(i int, env Envelope[T]) error {
 	select {
 	case <-s.credits[i]:
 	default:
+		start := time.Now()
 		select {
 		case <-s.credits[i]:
+			s.blocked(start)
 		case <-s.ctx.Done():
 			return context.Cause(s.ctx)
 		}
@@ -381,11 +388,20 @@ func (s *sender[T]) put(i int, env Envelope[T]) error {
 		return nil
 	default:
 	}
+	start := time.Now()
 	select {
 	case ch <- env:
+		s.blocked(start)
 		return nil
 	case <-s.ctx.Done():
 		return context.Cause(s.ctx)
+	}
+}
+
+// blocked counts the time since start as backpressure.
+func (s *sender[T]) blocked(start time.Time) {
+	if s.stats != nil {
+		s.stats.blocked.Add(int64(time.Since(start)))
 	}
 }
 

@@ -62,7 +62,7 @@ func TestGateAlignsBarriers(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					s := &forwardSender[rec]{sender: newSender(ctx, i, []*Gate[rec]{g})}
+					s := &forwardSender[rec]{sender: newSender(ctx, i, []*Gate[rec]{g}, nil)}
 					c := 0
 					for seq := 0; seq <= total[i]; seq++ {
 						for c < checkpoints && cut[i][c] == seq {

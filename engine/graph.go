@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/weirstream/weir/statebackend"
 )
@@ -89,7 +90,10 @@ type nodeImpl interface {
 	newGate(senders, queue, batch int) gateRunner
 	// newSender creates the sending half of a forward or rebalance edge into
 	// this node, an Output[In] that also flushes.
-	newSender(ctx context.Context, part Partitioning, from int, gates []gateRunner) flushOutput
+	newSender(ctx context.Context, part Partitioning, from int, gates []gateRunner, ts *taskStats) flushOutput
+	// count wraps the node's combined output (an Output[Out]) to count
+	// the records pushed into it.
+	count(out any, n *atomic.Int64) any
 }
 
 type gateRunner interface {
@@ -107,13 +111,16 @@ type flushOutput interface {
 // keyedEdge builds the sender of a hash edge: an Output[T] of the producer's
 // type feeding gates of the consumer's type Keyed[K, T].
 type keyedEdge interface {
-	newSender(ctx context.Context, from int, gates []gateRunner, maxPar int, consumer *OpContext) flushOutput
+	newSender(ctx context.Context, from int, gates []gateRunner, maxPar int, consumer *OpContext, ts *taskStats) flushOutput
 }
 
 type sourceNode[T any] struct{ f SourceFactory[T] }
 
 func (sourceNode[T]) combine(outs []any) any { return combine[T](outs) }
-func (sourceNode[T]) source() bool           { return true }
+func (sourceNode[T]) count(out any, n *atomic.Int64) any {
+	return Output[T](counted[T]{out.(Output[T]), n})
+}
+func (sourceNode[T]) source() bool { return true }
 func (s sourceNode[T]) runSource(ctx context.Context, t *task, oc *OpContext, out any) error {
 	return runSource(ctx, t, oc, s.f, out.(Output[T]))
 }
@@ -121,14 +128,17 @@ func (sourceNode[T]) build(*OpContext, any) (any, error) {
 	return nil, fmt.Errorf("engine: a source has no input")
 }
 func (sourceNode[T]) newGate(int, int, int) gateRunner { return nil }
-func (sourceNode[T]) newSender(context.Context, Partitioning, int, []gateRunner) flushOutput {
+func (sourceNode[T]) newSender(context.Context, Partitioning, int, []gateRunner, *taskStats) flushOutput {
 	return nil
 }
 
 type opNode[In, Out any] struct{ f OperatorFactory[In, Out] }
 
 func (opNode[In, Out]) combine(outs []any) any { return combine[Out](outs) }
-func (opNode[In, Out]) source() bool           { return false }
+func (opNode[In, Out]) count(out any, n *atomic.Int64) any {
+	return Output[Out](counted[Out]{out.(Output[Out]), n})
+}
+func (opNode[In, Out]) source() bool { return false }
 func (opNode[In, Out]) runSource(context.Context, *task, *OpContext, any) error {
 	return fmt.Errorf("engine: not a source")
 }
@@ -147,15 +157,15 @@ func (o opNode[In, Out]) build(oc *OpContext, out any) (_ any, err error) {
 func (opNode[In, Out]) newGate(senders, queue, batch int) gateRunner {
 	return newGate[In](senders, queue, batch)
 }
-func (opNode[In, Out]) newSender(ctx context.Context, part Partitioning, from int, gates []gateRunner) flushOutput {
+func (opNode[In, Out]) newSender(ctx context.Context, part Partitioning, from int, gates []gateRunner, ts *taskStats) flushOutput {
 	typed := make([]*Gate[In], len(gates))
 	for i, g := range gates {
 		typed[i] = g.(*Gate[In])
 	}
 	if part == Forward {
-		return &forwardSender[In]{sender: newSender(ctx, from, typed)}
+		return &forwardSender[In]{sender: newSender(ctx, from, typed, ts)}
 	}
-	return &rebalanceSender[In]{sender: newSender(ctx, from, typed), next: from % len(typed)}
+	return &rebalanceSender[In]{sender: newSender(ctx, from, typed, ts), next: from % len(typed)}
 }
 
 type keyedEdgeImpl[K, T any] struct {
@@ -163,7 +173,7 @@ type keyedEdgeImpl[K, T any] struct {
 	codec statebackend.Codec[K]
 }
 
-func (k keyedEdgeImpl[K, T]) newSender(ctx context.Context, from int, gates []gateRunner, maxPar int, consumer *OpContext) flushOutput {
+func (k keyedEdgeImpl[K, T]) newSender(ctx context.Context, from int, gates []gateRunner, maxPar int, consumer *OpContext, ts *taskStats) flushOutput {
 	typed := make([]*Gate[Keyed[K, T]], len(gates))
 	for i, g := range gates {
 		typed[i] = g.(*Gate[Keyed[K, T]])
@@ -173,7 +183,7 @@ func (k keyedEdgeImpl[K, T]) newSender(ctx context.Context, from int, gates []ga
 		targets[kg] = uint16(statebackend.SubtaskForKeyGroup(maxPar, len(gates), kg))
 	}
 	return &guard[T]{oc: consumer, out: &keyedSender[K, T]{
-		sender:  newSender(ctx, from, typed),
+		sender:  newSender(ctx, from, typed, ts),
 		key:     k.key,
 		codec:   k.codec,
 		maxPar:  maxPar,

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weirstream/weir/engine/checkpoint"
@@ -35,6 +36,8 @@ type Config struct {
 	// TracerProvider records the spans of checkpoints and recoveries
 	// (nil: none).
 	TracerProvider trace.TracerProvider
+	// MeterProvider receives the job's metrics (nil: none).
+	MeterProvider metric.MeterProvider
 }
 
 // Defaults, chosen with BenchmarkExchange (see docs/architecture.md).
@@ -200,6 +203,11 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		gates[n] = gs
 	}
 
+	met, err := newRunMetrics(cfg.MeterProvider, cfg.Job)
+	if err != nil {
+		return fmt.Errorf("engine: metrics: %w", err)
+	}
+	defer met.close()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -223,6 +231,10 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 	if cfg.Checkpoint != nil {
 		if ck, err = newCheckpointer(ctx, p, &cfg, fail); err != nil {
 			return err
+		}
+		ck.metrics = met
+		if ck.restored != nil {
+			met.lastCompleted.Store(ck.restored.CreatedUnixMs * int64(time.Millisecond))
 		}
 		driverCtx, stopDriver := context.WithCancel(ctx)
 		// The driver starts once every task is registered (below); tasks
@@ -254,6 +266,8 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 				stop:     stop,
 				linger:   cfg.Linger,
 				batch:    cfg.BatchSize,
+				metrics:  met,
+				stats:    met.task(cfg.Job, head.UID, head.Name, i),
 			}
 			if ck != nil {
 				t.ck = &taskCkpt{c: ck, head: checkpoint.TaskID{Vertex: head.UID, Subtask: i}, wake: make(chan struct{}, 1)}
@@ -342,7 +356,7 @@ func (p *Plan) runTask(ctx context.Context, t *task, head *Node, index int, gate
 			return err
 		}
 		t.opened()
-		return head.impl.runSource(ctx, t, oc, out)
+		return head.impl.runSource(ctx, t, oc, head.impl.count(out, &oc.stats.out))
 	}
 	in, err := p.buildChain(ctx, t, head, index, gates, senderBase, cfg)
 	if err != nil {
@@ -364,6 +378,7 @@ func (p *Plan) opContext(ctx context.Context, t *task, n *Node, index int, cfg *
 		Logger:         cfg.Logger.With("operator", n.Name, "subtask", index),
 		ctx:            ctx,
 		task:           t,
+		stats:          t.metrics.op(cfg.Job, n.UID, n.Name, index),
 	}
 	if t.ck != nil {
 		oc.ckpt = t.ck.c
@@ -381,7 +396,7 @@ func (p *Plan) buildChain(ctx context.Context, t *task, n *Node, index int, gate
 		return nil, err
 	}
 	oc := p.opContext(ctx, t, n, index, cfg)
-	in, err := n.impl.build(oc, out)
+	in, err := n.impl.build(oc, n.impl.count(out, &oc.stats.out))
 	if err != nil {
 		return nil, oc.wrap(fmt.Errorf("open: %w", err))
 	}
@@ -408,12 +423,12 @@ func (p *Plan) buildOutputs(ctx context.Context, t *task, n *Node, index int, ga
 			// consumer: its panics name both.
 			sel := p.opContext(ctx, t, e.From, index, cfg)
 			sel.Operator = fmt.Sprintf("%s (key selector of %q)", e.From.Name, e.To.Name)
-			s = e.keyed.newSender(ctx, senderBase[e]+index, gs, cfg.MaxParallelism, sel)
+			s = e.keyed.newSender(ctx, senderBase[e]+index, gs, cfg.MaxParallelism, sel, t.stats)
 		case p.pointwise(e):
-			s = e.To.impl.newSender(ctx, Forward, senderBase[e], gs[index:index+1])
+			s = e.To.impl.newSender(ctx, Forward, senderBase[e], gs[index:index+1], t.stats)
 		default:
 			from := senderBase[e] + index
-			s = e.To.impl.newSender(ctx, Rebalance, from, gs)
+			s = e.To.impl.newSender(ctx, Rebalance, from, gs, t.stats)
 		}
 		t.flushers = append(t.flushers, s)
 		outs = append(outs, s)

@@ -33,6 +33,7 @@ type OpContext struct {
 	Logger         *slog.Logger
 
 	ctx     context.Context
+	stats   *opStats // records in and out
 	task    *task
 	backend *statebackend.Backend
 
@@ -260,11 +261,21 @@ type task struct {
 	// checkpoints.
 	inject <-chan injection
 
+	metrics *runMetrics
+	stats   *taskStats
+
 	flushers   []flushOutput
 	finishers  []func() error
 	closers    []func() error
 	procTimers []ProcessingTimer
 	lastFlush  time.Time
+}
+
+// idleSince counts the time since start as idle (waiting for input).
+func (t *task) idleSince(start time.Time) {
+	if t.stats != nil {
+		t.stats.idle.Add(int64(time.Since(start)))
+	}
 }
 
 // nextTimer returns when the task's earliest processing-time timer is due.
