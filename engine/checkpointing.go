@@ -65,6 +65,8 @@ type CheckpointStats struct {
 	Uploaded int64 // bytes uploaded for this checkpoint
 	Size     int64 // bytes of all the files it references
 	Files    int
+
+	triggered time.Time
 }
 
 // Checkpoint defaults.
@@ -139,6 +141,28 @@ type ckptEvent struct {
 	sent time.Time         // evAck, evDecline: when the subtask sent it
 }
 
+// ckRequest asks the driver for a checkpoint of kind.
+type ckRequest struct {
+	kind  checkpoint.Kind
+	reply chan RequestResult
+}
+
+// request asks the driver for a checkpoint and waits for its answer.
+func (c *checkpointer) request(kind checkpoint.Kind) (RequestResult, error) {
+	r := ckRequest{kind: kind, reply: make(chan RequestResult, 1)}
+	select {
+	case c.requests <- r:
+	case <-c.done:
+		return RequestResult{}, ErrNoCheckpoints
+	}
+	select {
+	case res := <-r.reply:
+		return res, nil
+	case <-c.done:
+		return RequestResult{}, ErrNoCheckpoints
+	}
+}
+
 // injection asks a source subtask to inject the barrier of checkpoint id.
 type injection struct {
 	id    uint64
@@ -167,8 +191,10 @@ type checkpointer struct {
 	coord        *checkpoint.Coordinator[stateHandle]
 	localRoot    string // local checkpoint directories: STATE_DIR/checkpoints
 
-	tracer  trace.Tracer
-	metrics *runMetrics // set by Run
+	tracer   trace.Tracer
+	metrics  *runMetrics // set by Run
+	status   *Status     // nil: none
+	requests chan ckRequest
 	// recovery is the span of this run's recovery, ended once every task
 	// opened (endRecovery).
 	recovery    context.Context
@@ -232,6 +258,19 @@ func (c *checkpointer) drive(ctx context.Context) {
 			return
 		case <-tick.C:
 			c.apply(ctx, c.coord.Tick(c.now()))
+		case r := <-c.requests:
+			out, acts := c.coord.Request(c.now(), r.kind)
+			res := RequestResult{Outcome: out.String()}
+			for _, a := range acts {
+				switch a := a.(type) {
+				case checkpoint.InjectBarrier:
+					res.Checkpoint = uint64(a.ID)
+				case checkpoint.RequestRejected:
+					res.Reason = a.Reason.String()
+				}
+			}
+			c.apply(ctx, acts)
+			r.reply <- res
 		case ev := <-c.events:
 			c.handle(ctx, ev)
 		}
@@ -340,6 +379,10 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 				m.ckCount.Add(context.Background(), 1, metric.WithAttributes(m.job, attrOutcome.String("completed")))
 				m.lastCompleted.Store(time.Now().UnixNano())
 			}
+			if c.status != nil {
+				c.status.addCheckpoint(CheckpointRecord{ID: id, Kind: a.Kind.String(), Status: "completed", Triggered: st.triggered,
+					DurationMs: ms(st.Duration), SizeBytes: st.Size, UploadedBytes: st.Uploaded, Files: st.Files, SyncMaxMs: ms(st.SyncMax)})
+			}
 			if c.cfg.OnComplete != nil {
 				c.cfg.OnComplete(st)
 			}
@@ -359,7 +402,11 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			id := uint64(a.ID)
 			c.log.Warn("checkpoint aborted", "checkpoint", id, "kind", a.Kind.String(), "reason", a.Reason.String(), "detail", a.Detail)
 			c.lastFail = fmt.Sprintf("checkpoint %d: %s: %s", id, a.Reason, a.Detail)
-			c.end(id)
+			st := c.end(id)
+			if c.status != nil && !a.Reason.PreFlight() {
+				c.status.addCheckpoint(CheckpointRecord{ID: id, Kind: a.Kind.String(), Status: "aborted", Triggered: st.triggered,
+					DurationMs: ms(st.Duration), Failure: fmt.Sprintf("%s: %s", a.Reason, a.Detail)})
+			}
 			c.endTrace(id, fmt.Errorf("%s: %s", a.Reason, a.Detail))
 			if m := c.metrics; m != nil {
 				m.ckCount.Add(context.Background(), 1, metric.WithAttributes(m.job, attrOutcome.String("aborted"), attrReason.String(a.Reason.String())))
@@ -413,12 +460,15 @@ func (c *checkpointer) endTrace(id uint64, err error, attrs ...attribute.KeyValu
 	tr.span.End()
 }
 
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
 // end forgets checkpoint id and returns its statistics.
 func (c *checkpointer) end(id uint64) CheckpointStats {
 	var st CheckpointStats
 	if p := c.inFlight[id]; p != nil {
 		st = *p
 		st.Duration = time.Since(c.started[id])
+		st.triggered = c.started[id]
 	}
 	delete(c.inFlight, id)
 	delete(c.started, id)
@@ -614,6 +664,9 @@ func (tc *taskCkpt) recordAlignment(task string, a *alignment, inputs int) {
 			attrInput.Int(ar.input), attrWait.Float64(float64(ar.at.Sub(a.start).Microseconds())/1000)))
 	}
 	span.End(trace.WithTimestamp(end))
+	if s := tc.c.status; s != nil {
+		s.noteAlignment(a.id, end.Sub(a.start))
+	}
 	if m := tc.c.metrics; m != nil {
 		m.ckAlign.Record(context.Background(), end.Sub(a.start).Seconds(), metric.WithAttributes(m.job, attrUID.String(tc.head.Vertex), attrSubtask.Int(tc.head.Subtask)))
 	}

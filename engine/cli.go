@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -108,6 +109,8 @@ type runFlags struct {
 	logFormat      string
 	logLevel       string
 	traceStdout    bool
+	httpAddr       string
+	httpToken      string
 
 	checkpointDir      string
 	s3Endpoint         string
@@ -144,6 +147,8 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.StringVar(&rf.stateDir, "state-dir", "", "directory for keyed state (default: a temporary directory removed at exit)")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&rf.httpAddr, "http", "", "serve /healthz, /readyz, /metrics (Prometheus) and the JSON API (/api/job, /api/checkpoints; POST /api/checkpoints triggers one) at this address, e.g. :8080 (a missing host is 127.0.0.1)")
+	fs.StringVar(&rf.httpToken, "http-token", "", "bearer token that POST requests to --http need (required to POST when --http listens beyond loopback)")
 	fs.BoolVar(&rf.traceStdout, "trace-stdout", false, "print the spans of checkpoints and recoveries to stdout as JSON, for debugging (OTLP export is configured by the OTEL_* environment variables)")
 	fs.StringVar(&rf.checkpointDir, "checkpoint-dir", "", "directory for checkpoints, or s3://bucket/prefix; turns checkpoints and recovery on")
 	fs.StringVar(&rf.s3Endpoint, "s3-endpoint", "", "with an s3:// --checkpoint-dir: the S3 server's URL (default: AWS, or AWS_ENDPOINT_URL_S3); credentials come from the AWS environment (AWS_ACCESS_KEY_ID, ~/.aws, ...)")
@@ -308,6 +313,34 @@ func (p *Program) run(args []string) int {
 	if _, err := NewPlan(g, cfg); err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
+	}
+	var metricsHandler http.Handler
+	if cfg.MeterProvider == nil {
+		mp, h, shutdown, err := telemetry.Metrics(context.Background(), p.Name, Version(), rf.httpAddr != "")
+		if err != nil {
+			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+			return ExitUsage
+		}
+		if mp != nil {
+			cfg.MeterProvider, metricsHandler = mp, h
+			defer func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := shutdown(ctx); err != nil {
+					logger.Warn("flushing metrics", "err", err)
+				}
+			}()
+		}
+	}
+	if rf.httpAddr != "" {
+		cfg.Status = NewStatus(p.Name)
+		srv, err := startHTTP(rf.httpAddr, rf.httpToken, cfg.Status, metricsHandler, logger)
+		if err != nil {
+			fmt.Fprintf(p.Stderr, "%s: %s %q: %v\n", p.Name, rf.source("http"), rf.httpAddr, err)
+			return ExitUsage
+		}
+		logger.Info("serving HTTP", "url", httpURL(srv.addr))
+		defer srv.srv.Close()
 	}
 	if cfg.TracerProvider == nil {
 		var stdout io.Writer
@@ -526,6 +559,9 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 		}
 		logger.Error("job failed; restarting from the latest checkpoint", "err", err, "attempt", failures, "of", rf.restartAttempts, "delay", delay)
 		restarts.Add(ctx, 1, metric.WithAttributes(attrJob.String(cfg.Job)))
+		if cfg.Status != nil {
+			cfg.Status.setState(StateRestarting, err)
+		}
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():

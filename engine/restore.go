@@ -43,6 +43,8 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 		start:        time.Now(),
 		localRoot:    filepath.Join(cfg.StateDir, "checkpoints"),
 		injects:      map[checkpoint.TaskID]chan injection{},
+		requests:     make(chan ckRequest),
+		status:       cfg.Status,
 		traces:       map[uint64]ckTrace{},
 		tracer:       newTracer(cfg.TracerProvider),
 		restoreMap:   map[string][]storage.SubtaskState{},

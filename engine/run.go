@@ -38,6 +38,9 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// MeterProvider receives the job's metrics (nil: none).
 	MeterProvider metric.MeterProvider
+	// Status, if set, is kept up to date with the job's graph, state and
+	// checkpoint history (a job binary serves it over HTTP).
+	Status *Status
 }
 
 // Defaults, chosen with BenchmarkExchange (see docs/architecture.md).
@@ -203,6 +206,18 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		gates[n] = gs
 	}
 
+	if st := cfg.Status; st != nil {
+		st.setPlan(p)
+		st.setState(StateRunning, nil)
+		defer func() {
+			st.setRequest(nil)
+			if err == nil {
+				st.setState(StateFinished, nil)
+			} else {
+				st.setState(StateFailed, err)
+			}
+		}()
+	}
 	met, err := newRunMetrics(cfg.MeterProvider, cfg.Job)
 	if err != nil {
 		return fmt.Errorf("engine: metrics: %w", err)
@@ -239,7 +254,12 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		driverCtx, stopDriver := context.WithCancel(ctx)
 		// The driver starts once every task is registered (below); tasks
 		// that report earlier wait on its buffered channel.
-		startDriver = func() { go ck.drive(driverCtx) }
+		startDriver = func() {
+			go ck.drive(driverCtx)
+			if cfg.Status != nil {
+				cfg.Status.setRequest(ck.request)
+			}
+		}
 		defer func() {
 			// Stop the driver first: snapshot goroutines then find it
 			// gone instead of blocking on it.
@@ -293,6 +313,9 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		tr.opened()
 		if ck != nil {
 			ck.endRecovery()
+		}
+		if cfg.Status != nil {
+			cfg.Status.setReady()
 		}
 	}()
 	wg.Wait()

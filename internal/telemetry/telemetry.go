@@ -8,13 +8,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -94,6 +102,85 @@ func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
 		return otlptracegrpc.New(ctx)
 	case "", "http/protobuf":
 		return otlptracehttp.New(ctx)
+	}
+	return nil, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, proto)
+}
+
+// Metrics returns the meter provider of a job binary, or nil when metrics
+// go nowhere, an http.Handler serving them in Prometheus text format (nil
+// unless prom), and a function that flushes and stops the provider.
+//
+// Metrics go over OTLP when OTEL_METRICS_EXPORTER is "otlp", or when it
+// is unset and OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_METRICS_ENDPOINT is set, with the protocol of
+// OTEL_EXPORTER_OTLP_METRICS_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, every
+// OTEL_METRIC_EXPORT_INTERVAL (the SDK's default 60 s).
+func Metrics(ctx context.Context, service, version string, prom bool) (metric.MeterProvider, http.Handler, func(context.Context) error, error) {
+	noop := func(context.Context) error { return nil }
+	var (
+		opts    []sdkmetric.Option
+		handler http.Handler
+	)
+	if prom {
+		reg := prometheus.NewRegistry()
+		exp, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+		if err != nil {
+			return nil, nil, noop, fmt.Errorf("prometheus exporter: %w", err)
+		}
+		opts = append(opts, sdkmetric.WithReader(exp))
+		handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+	}
+	otlp, err := wantOTLPMetrics()
+	if err != nil {
+		return nil, nil, noop, err
+	}
+	if otlp {
+		exp, err := otlpMetricExporter(ctx)
+		if err != nil {
+			return nil, nil, noop, err
+		}
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	}
+	if len(opts) == 0 {
+		return nil, nil, noop, nil
+	}
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", service), attribute.String("service.version", version)),
+		resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, nil, noop, fmt.Errorf("OpenTelemetry resource: %w", err)
+	}
+	mp := sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithResource(res))...)
+	return mp, handler, mp.Shutdown, nil
+}
+
+func wantOTLPMetrics() (bool, error) {
+	if strings.EqualFold(os.Getenv("OTEL_SDK_DISABLED"), "true") {
+		return false, nil
+	}
+	switch v := strings.TrimSpace(os.Getenv("OTEL_METRICS_EXPORTER")); v {
+	case "otlp":
+		return true, nil
+	case "none", "prometheus":
+		return false, nil
+	case "":
+		return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") != "", nil
+	default:
+		return false, fmt.Errorf("OTEL_METRICS_EXPORTER=%q: want otlp, prometheus (served on --http) or none", v)
+	}
+}
+
+func otlpMetricExporter(ctx context.Context) (sdkmetric.Exporter, error) {
+	proto := os.Getenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
+	name := "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
+	if proto == "" {
+		proto, name = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "OTEL_EXPORTER_OTLP_PROTOCOL"
+	}
+	switch proto {
+	case "grpc":
+		return otlpmetricgrpc.New(ctx)
+	case "", "http/protobuf":
+		return otlpmetrichttp.New(ctx)
 	}
 	return nil, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, proto)
 }

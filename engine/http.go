@@ -1,0 +1,115 @@
+package engine
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The job binary's HTTP server (--http): health, readiness, metrics, and a
+// JSON API for the job graph and the checkpoint history. It binds to
+// 127.0.0.1 unless the address names another host. Requests that change
+// something (POST) need "Authorization: Bearer TOKEN" when a token is set
+// (--http-token), and are refused when the server listens beyond loopback
+// without one.
+
+// httpServer is a running HTTP server of a job binary.
+type httpServer struct {
+	srv  *http.Server
+	addr net.Addr
+}
+
+// listenAddr resolves --http: a missing host is 127.0.0.1.
+func listenAddr(addr string) (string, bool, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", false, err
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	loopback := host == "localhost"
+	if ip := net.ParseIP(host); ip != nil {
+		loopback = ip.IsLoopback()
+	}
+	return net.JoinHostPort(host, port), loopback, nil
+}
+
+func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.Logger) (*httpServer, error) {
+	bind, loopback, err := listenAddr(addr)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !st.Ready() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "state": st.Job().State})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
+	}
+	mux.HandleFunc("GET /api/job", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, st.Job())
+	})
+	mux.HandleFunc("GET /api/checkpoints", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, st.Checkpoints())
+	})
+	mux.HandleFunc("POST /api/checkpoints", func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case token == "" && !loopback:
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the server listens beyond loopback without --http-token: requests that change the job are refused"})
+			return
+		case token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+			return
+		}
+		res, err := st.RequestCheckpoint(r.Context())
+		switch {
+		case errors.Is(err, ErrNoCheckpoints):
+			writeJSON(w, http.StatusConflict, map[string]string{"error": "the job takes no checkpoints now (no --checkpoint-dir, or it is not running)"})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		case res.Outcome == "rejected":
+			writeJSON(w, http.StatusConflict, res)
+		default:
+			writeJSON(w, http.StatusAccepted, res)
+		}
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("HTTP server", "err", err)
+		}
+	}()
+	return &httpServer{srv: srv, addr: ln.Addr()}, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}
+
+// httpURL is the base URL of a listener's address, for logs.
+func httpURL(a net.Addr) string {
+	return "http://" + strings.TrimSuffix(fmt.Sprint(a), "/")
+}
