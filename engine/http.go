@@ -2,6 +2,7 @@ package engine
 
 import (
 	"crypto/subtle"
+	_ "embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,12 @@ import (
 // something (POST) need "Authorization: Bearer TOKEN" when a token is set
 // (--http-token), and are refused when the server listens beyond loopback
 // without one.
+
+// indexHTML is the status page: the job graph and the checkpoint history
+// as a chart, drawn by a little JavaScript from the JSON API.
+//
+//go:embed web/index.html
+var indexHTML []byte
 
 // httpServer is a running HTTP server of a job binary.
 type httpServer struct {
@@ -51,6 +58,10 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 		return nil, err
 	}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(indexHTML)
+	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
