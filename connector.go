@@ -92,6 +92,14 @@ func Permanent(err error) error { return engine.Permanent(err) }
 // such as committing offsets to a Kafka consumer group.
 type CheckpointListener = engine.CheckpointListener
 
+// LagReporter is a SourceReader of a partitioned log that reports how far
+// behind it is, per partition (the metric weir.source.lag). Lag is called
+// on another goroutine than Read.
+type LagReporter = engine.LagReporter
+
+// PartitionLag is the lag of one partition.
+type PartitionLag = engine.PartitionLag
+
 // RestorableSource is a Source whose readers can resume from a stored
 // position.
 type RestorableSource[T any] interface {

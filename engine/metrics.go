@@ -31,6 +31,7 @@ const (
 	metricCkCount       = "weir.checkpoints"
 	metricCkAge         = "weir.checkpoint.last_completed_age"
 	metricRestarts      = "weir.job.restarts"
+	metricSourceLag     = "weir.source.lag"
 )
 
 // opStats counts the records of one operator subtask.
@@ -47,6 +48,12 @@ type taskStats struct {
 	idle, blocked atomic.Int64 // nanoseconds
 }
 
+// lagSource is a source subtask that reports its lag.
+type lagSource struct {
+	attrs []attribute.KeyValue
+	r     LagReporter
+}
+
 // runMetrics are the metrics of one run.
 type runMetrics struct {
 	job        attribute.KeyValue
@@ -60,6 +67,7 @@ type runMetrics struct {
 	mu    sync.Mutex
 	ops   []*opStats
 	tasks []*taskStats
+	lags  []lagSource
 	// lastCompleted is when the newest checkpoint completed (unix
 	// nanoseconds; 0: none yet) — at start, when the restored one was
 	// taken.
@@ -83,6 +91,10 @@ func newRunMetrics(mp metric.MeterProvider, job string) (*runMetrics, error) {
 	busy, e7 := m.Float64ObservableCounter(metricBusy, metric.WithUnit("s"), metric.WithDescription("time a task (a chain of operators, one goroutine) worked"))
 	idle, e8 := m.Float64ObservableCounter(metricIdle, metric.WithUnit("s"), metric.WithDescription("time a task waited for input"))
 	blocked, e9 := m.Float64ObservableCounter(metricBackpressured, metric.WithUnit("s"), metric.WithDescription("time a task waited to send (backpressure)"))
+	lag, e11 := m.Int64ObservableGauge(metricSourceLag, metric.WithUnit("{record}"), metric.WithDescription("records available in a partition that the source has not read yet"))
+	if e11 != nil {
+		return nil, e11
+	}
 	age, e10 := m.Float64ObservableGauge(metricCkAge, metric.WithUnit("s"), metric.WithDescription("age of the newest completed checkpoint"))
 	errs[5], errs[6], errs[7], errs[8], errs[9], errs[10] = e5, e6, e7, e8, e9, e10
 	for _, err := range errs {
@@ -104,11 +116,16 @@ func newRunMetrics(mp metric.MeterProvider, job string) (*runMetrics, error) {
 			o.ObserveFloat64(blocked, b.Seconds(), metric.WithAttributeSet(t.attrs))
 			o.ObserveFloat64(busy, max(now.Sub(t.start)-i-b, 0).Seconds(), metric.WithAttributeSet(t.attrs))
 		}
+		for _, l := range r.lags {
+			for _, p := range l.r.Lag() {
+				o.ObserveInt64(lag, p.Lag, metric.WithAttributes(append(l.attrs, attribute.String("weir.topic", p.Topic), attribute.Int("weir.partition", int(p.Partition)))...))
+			}
+		}
 		if last := r.lastCompleted.Load(); last != 0 {
 			o.ObserveFloat64(age, now.Sub(time.Unix(0, last)).Seconds(), metric.WithAttributes(r.job))
 		}
 		return nil
-	}, in, out, busy, idle, blocked, age)
+	}, in, out, busy, idle, blocked, age, lag)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +159,12 @@ func (r *runMetrics) task(job, uid, name string, subtask int) *taskStats {
 	r.tasks = append(r.tasks, s)
 	r.mu.Unlock()
 	return s
+}
+
+func (r *runMetrics) sourceLag(oc *OpContext, lr LagReporter) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lags = append(r.lags, lagSource{attrs: []attribute.KeyValue{attrJob.String(oc.Job), attrUID.String(oc.UID), attrOperator.String(oc.Operator), attrSubtask.Int(oc.Index)}, r: lr})
 }
 
 // counted counts the records pushed to out.

@@ -357,6 +357,9 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 		}
 		return nil
 	})
+	if lr, ok := r.(LagReporter); ok && t.metrics != nil {
+		t.metrics.sourceLag(oc, lr)
+	}
 	if l, ok := r.(CheckpointListener); ok && t.ck != nil {
 		t.ck.committers = append(t.ck.committers, committer{oc: oc, span: spanSourceCommit, commit: func(id uint64) error {
 			return oc.call(func() error { return l.CheckpointComplete(id) })
@@ -482,8 +485,23 @@ type CheckpointListener interface {
 	CheckpointComplete(id uint64) error
 }
 
-// Watermarker is a Reader that derives watermarks from what it read. After
-// every Read the source task asks for the watermark and sends it
+// LagReporter is implemented by readers of partitioned logs (Kafka): the
+// engine reports their lag as the metric weir.source.lag.
+type LagReporter interface {
+	// Lag returns the lag of each partition the reader reads. It is
+	// called on another goroutine than Read.
+	Lag() []PartitionLag
+}
+
+// PartitionLag is how far a source is behind in one partition.
+type PartitionLag struct {
+	Topic     string
+	Partition int32
+	Lag       int64 // records (offsets) available that the source has not returned yet
+}
+
+// Watermarker is implemented by readers that track event time. After
+// every Read, the source task asks for the watermark and sends it
 // downstream when it advanced (ok), then tells the reader whether the Read
 // returned records and sends its idleness downstream when it changed.
 type Watermarker interface {

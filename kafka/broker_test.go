@@ -490,3 +490,55 @@ func TestSinkFailsBeforeTransactionTimeout(t *testing.T) {
 		t.Fatalf("write with a transaction past half its timeout: %v", err)
 	}
 }
+
+// TestSourceLag: the lag a reader reports is what the partition holds
+// beyond the records it returned, as of its last fetch.
+func TestSourceLag(t *testing.T) {
+	conn := testConn(t)
+	topic := createTopic(t, conn, 1)
+	c, err := newClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	produceAt(t, c, topic, 0, 1_000_000, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
+	ctx := context.Background()
+	r, err := NewSource(conn, topic, Strings()).Open(ctx, weir.SubtaskInfo{Parallelism: 1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	lr, ok := r.(weir.LagReporter)
+	if !ok {
+		t.Fatalf("the Kafka reader (%T) does not report its lag", r)
+	}
+	lagIs := func(want int64) {
+		t.Helper()
+		var got []weir.PartitionLag
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if got = lr.Lag(); len(got) == 1 && got[0].Lag == want {
+				return
+			}
+		}
+		t.Fatalf("lag %+v, want %d for partition 0 of %s", got, want, topic)
+	}
+	read := 0
+	for deadline := time.Now().Add(10 * time.Second); read < 3 && time.Now().Before(deadline); {
+		buf, err := r.Read(ctx, make([]string, 0, 3-read))
+		if err != nil {
+			t.Fatal(err)
+		}
+		read += len(buf)
+	}
+	lagIs(7)
+	for deadline := time.Now().Add(10 * time.Second); read < 10 && time.Now().Before(deadline); {
+		buf, err := r.Read(ctx, make([]string, 0, 10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		read += len(buf)
+	}
+	lagIs(0)
+	produceAt(t, c, topic, 0, 2_000_000, "k", "l")
+	lagIs(2)
+}

@@ -166,6 +166,7 @@ type fetchPartition struct {
 	partition     int32
 	errorCode     int16
 	highWatermark int64
+	lastStable    int64 // last stable offset: the end of what read_committed may read
 	aborted       []abortedTxn
 	records       []byte // record batches, as on the wire
 }
@@ -275,7 +276,7 @@ func parseFetchResponse(b []byte) (*fetchResponse, error) {
 		topic := string(w.bytes(int(w.i16())))
 		for range w.i32() {
 			p := fetchPartition{topic: topic, partition: w.i32(), errorCode: w.i16(), highWatermark: w.i64()}
-			w.i64() // last stable offset
+			p.lastStable = w.i64()
 			w.i64() // log start offset
 			if n := w.i32(); n > 0 {
 				p.aborted = make([]abortedTxn, n)

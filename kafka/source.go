@@ -230,6 +230,7 @@ func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored ma
 		ps := &partState{partition: p, highest: weir.NoWatermark}
 		if rp, ok := restored[p]; ok {
 			ps.next, ps.highest = rp.next, rp.highest
+			ps.read.Store(rp.next)
 		} else {
 			fresh = append(fresh, p)
 		}
@@ -254,6 +255,7 @@ func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored ma
 		for _, ps := range r.parts {
 			if o, ok := offs[ps.partition]; ok {
 				ps.next = o
+				ps.read.Store(o)
 			}
 		}
 	}
@@ -390,6 +392,10 @@ func (s *Source[T]) startOffsets(ctx context.Context, c *client, parts []int32, 
 type partState struct {
 	partition  int32
 	next       int64 // offset after the last record returned (or skipped)
+	// For the lag metric, read on another goroutine: next, and the end
+	// of what the source may read (the last stable offset with
+	// read_committed, else the high watermark) at the last fetch.
+	read, avail atomic.Int64
 	end        int64 // Bounded: where reading stops
 	highest    int64 // newest timestamp returned, or weir.NoWatermark
 	lastActive time.Time
@@ -447,6 +453,18 @@ type takenOffsets struct {
 	offsets    map[int32]int64
 }
 
+// Lag implements weir.LagReporter: per partition, the records the
+// broker has that the source has not returned yet, as of the last fetch.
+func (r *sourceReader[T]) Lag() []weir.PartitionLag {
+	out := make([]weir.PartitionLag, 0, len(r.parts))
+	for _, ps := range r.parts {
+		if avail := ps.avail.Load(); avail > 0 {
+			out = append(out, weir.PartitionLag{Topic: r.src.topic, Partition: ps.partition, Lag: max(avail-ps.read.Load(), 0)})
+		}
+	}
+	return out
+}
+
 // Read implements weir.SourceReader: it returns the records fetched so
 // far, waiting at most a short while when there are none.
 func (r *sourceReader[T]) Read(ctx context.Context, buf []T) ([]T, error) {
@@ -489,10 +507,12 @@ func (r *sourceReader[T]) Read(ctx context.Context, buf []T) ([]T, error) {
 			}
 			r.at += n
 			ps.next = r.cur.offs[r.at-1] + 1
+			ps.read.Store(ps.next)
 			ps.lastActive = r.now()
 		}
 		if r.at == len(r.cur.recs) {
 			ps.next = r.cur.next
+			ps.read.Store(ps.next)
 			clear(r.cur.recs)
 			r.has = false
 		}
@@ -793,6 +813,13 @@ func (r *sourceReader[T]) fetchLoop(ctx context.Context, parts []partition) {
 					continue
 				}
 				p := &parts[i]
+				if pr.errorCode == 0 {
+					end := pr.highWatermark
+					if s.cfg.readCommitted && pr.lastStable >= 0 {
+						end = pr.lastStable
+					}
+					r.parts[p.index].avail.Store(end)
+				}
 				if pr.errorCode != 0 {
 					e := kafkago.Error(pr.errorCode)
 					err := fmt.Errorf("kafka source: topic %s partition %d offset %d: %w", s.topic, p.id, p.offset, e)
