@@ -390,15 +390,15 @@ func (s *Source[T]) startOffsets(ctx context.Context, c *client, parts []int32, 
 }
 
 type partState struct {
-	partition  int32
-	next       int64 // offset after the last record returned (or skipped)
+	partition int32
+	next      int64 // offset after the last record returned (or skipped)
 	// For the lag metric, read on another goroutine: next, and the end
 	// of what the source may read (the last stable offset with
 	// read_committed, else the high watermark) at the last fetch.
 	read, avail atomic.Int64
-	end        int64 // Bounded: where reading stops
-	highest    int64 // newest timestamp returned, or weir.NoWatermark
-	lastActive time.Time
+	end         int64 // Bounded: where reading stops
+	highest     int64 // newest timestamp returned, or weir.NoWatermark
+	lastActive  time.Time
 }
 
 // partition is the fetcher's view of one partition.
