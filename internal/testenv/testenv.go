@@ -1,5 +1,5 @@
 // Package testenv finds the real services that scripts/test starts for the
-// tests (a Kafka broker, an S3 server) through the environment. A test
+// tests (a Kafka broker, an S3 server, Jaeger) through the environment. A test
 // whose service is missing skips, unless the run requires it
 // (WEIR_REQUIRE_<SERVICE> or CI set, as scripts/test and CI do), in which
 // case it fails.
@@ -50,6 +50,14 @@ func KafkaDir(t testing.TB) string {
 func S3(t testing.TB) string {
 	t.Helper()
 	return service(t, "WEIR_S3_ENDPOINT", "WEIR_REQUIRE_S3", "integration/s3/versitygw.sh start DIR")
+}
+
+// Jaeger returns the OTLP/HTTP endpoint and the query API URL of the test
+// Jaeger (WEIR_JAEGER_OTLP, WEIR_JAEGER_QUERY).
+func Jaeger(t testing.TB) (otlp, query string) {
+	t.Helper()
+	const start = "integration/jaeger/jaeger.sh start DIR"
+	return service(t, "WEIR_JAEGER_OTLP", "WEIR_REQUIRE_JAEGER", start), service(t, "WEIR_JAEGER_QUERY", "WEIR_REQUIRE_JAEGER", start)
 }
 
 // S3Client is a client of the S3 server at endpoint, path-style.
