@@ -198,7 +198,7 @@ type checkpointer struct {
 	// recovery is the span of this run's recovery, ended once every task
 	// opened (endRecovery).
 	recovery    context.Context
-	endRecovery func()
+	endRecovery func(failed error)
 
 	// Set up before the run starts, read-only afterwards.
 	injects    map[checkpoint.TaskID]chan injection
@@ -629,9 +629,10 @@ func (c *checkpointer) localDir(id uint64, uid string, subtask int) string {
 
 // taskCkpt is the checkpoint side of one task (goroutine).
 type taskCkpt struct {
-	c    *checkpointer
-	head checkpoint.TaskID // the task's first operator, for declines
-	wake chan struct{}     // capacity 1: something for service to do
+	c        *checkpointer
+	head     checkpoint.TaskID // the task's first operator, for declines
+	headName string
+	wake     chan struct{} // capacity 1: something for service to do
 
 	mu       sync.Mutex
 	complete uint64 // newest completed checkpoint notified
@@ -654,10 +655,10 @@ type committer struct {
 
 // recordAlignment records the span of an alignment that just ended: from
 // the first barrier to the last, with the wait of each input as an event.
-func (tc *taskCkpt) recordAlignment(task string, a *alignment, inputs int) {
+func (tc *taskCkpt) recordAlignment(a *alignment, inputs int) {
 	end := time.Now()
 	_, span := tc.c.tracer.Start(fromBarrier(a.trace), spanAlignment, trace.WithTimestamp(a.start), trace.WithAttributes(
-		attrOperator.String(task), attrUID.String(tc.head.Vertex), attrSubtask.Int(tc.head.Subtask),
+		attrOperator.String(tc.headName), attrUID.String(tc.head.Vertex), attrSubtask.Int(tc.head.Subtask),
 		attrCheckpoint.Int64(int64(a.id)), attrInputs.Int(inputs)))
 	for _, ar := range a.arrivals {
 		span.AddEvent("barrier", trace.WithTimestamp(ar.at), trace.WithAttributes(
@@ -667,10 +668,13 @@ func (tc *taskCkpt) recordAlignment(task string, a *alignment, inputs int) {
 	if s := tc.c.status; s != nil {
 		s.noteAlignment(a.id, end.Sub(a.start))
 	}
-	if m := tc.c.metrics; m != nil {
+	if m := tc.c.metrics; m != nil && inputs > 1 {
 		m.ckAlign.Record(context.Background(), end.Sub(a.start).Seconds(), metric.WithAttributes(m.job, attrUID.String(tc.head.Vertex), attrSubtask.Int(tc.head.Subtask)))
 	}
 }
+
+// maxTraces bounds the trace contexts a task keeps for commits to come.
+const maxTraces = 64
 
 // traceOf records the trace context of checkpoint id as its barrier
 // passes, for the spans of its commits. Task goroutine.
@@ -679,6 +683,12 @@ func (tc *taskCkpt) traceOf(id uint64, t barrier.TraceContext) {
 		tc.traces = map[uint64]barrier.TraceContext{}
 	}
 	tc.traces[id] = t
+	// Failed checkpoints never commit: keep the newest only.
+	for old := range tc.traces {
+		if old+maxTraces <= id {
+			delete(tc.traces, old)
+		}
+	}
 }
 
 type inflight struct {

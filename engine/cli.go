@@ -536,6 +536,11 @@ func runWithRestarts(ctx context.Context, g *Graph, cfg Config, rf *runFlags, lo
 	if err != nil {
 		return err
 	}
+	// One set of metrics for every run: counters go on across restarts.
+	if cfg.metrics, err = newRunMetrics(cfg.MeterProvider, cfg.Job); err != nil {
+		return fmt.Errorf("engine: metrics: %w", err)
+	}
+	defer cfg.metrics.close()
 	failures := 0
 	for {
 		before := completed.Load()

@@ -324,7 +324,7 @@ func (g *Gate[T]) perform(d barrier.Decision, t *task, head Output[T]) (done boo
 		if g.align.id == d.Checkpoint {
 			ev.Trace = g.align.trace
 			if t.ck != nil {
-				t.ck.recordAlignment(t.name, &g.align, g.senders)
+				t.ck.recordAlignment(&g.align, g.senders)
 			}
 		}
 		if err := head.Control(ev); err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -49,7 +50,7 @@ func listenAddr(addr string) (string, bool, error) {
 }
 
 func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.Logger) (*httpServer, error) {
-	bind, loopback, err := listenAddr(addr)
+	bind, _, err := listenAddr(addr)
 	if err != nil {
 		return nil, err
 	}
@@ -57,6 +58,9 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 	if err != nil {
 		return nil, err
 	}
+	// Loopback is what the listener bound, not what the name said.
+	tcp, _ := ln.Addr().(*net.TCPAddr)
+	loopback := tcp != nil && tcp.IP.IsLoopback()
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -90,6 +94,11 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
 			return
+		case token == "" && !local(r):
+			// Without a token, a web page the user opens (or a DNS
+			// rebinding) must not reach a loopback server's POST.
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request, or a Host that is not localhost or an address: refused without --http-token"})
+			return
 		}
 		res, err := st.RequestCheckpoint(r.Context())
 		switch {
@@ -110,6 +119,26 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 		}
 	}()
 	return &httpServer{srv: srv, addr: ln.Addr()}, nil
+}
+
+// local reports whether a request comes from a client of this host by
+// name: its Host is localhost or an IP address (not a name that a DNS
+// rebinding could point here), and an Origin, if any, is the same host.
+func local(r *http.Request) bool {
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	if host != "localhost" && net.ParseIP(strings.Trim(host, "[]")) == nil {
+		return false
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return false
+		}
+	}
+	return r.Header.Get("Sec-Fetch-Site") != "cross-site"
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

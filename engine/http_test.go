@@ -1,6 +1,12 @@
 package engine
 
-import "testing"
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
 
 func TestListenAddr(t *testing.T) {
 	for _, c := range []struct {
@@ -20,5 +26,75 @@ func TestListenAddr(t *testing.T) {
 		if (err != nil) != c.bad || bind != c.bind || loopback != c.loopback {
 			t.Errorf("listenAddr(%q) = %q, %v, %v; want %q, %v, error %v", c.in, bind, loopback, err, c.bind, c.loopback, c.bad)
 		}
+	}
+}
+
+func TestLocalRequest(t *testing.T) {
+	for _, c := range []struct {
+		host, origin, fetchSite string
+		want                    bool
+	}{
+		{"127.0.0.1:8080", "", "", true},
+		{"localhost:8080", "http://localhost:8080", "same-origin", true},
+		{"[::1]:8080", "", "", true},
+		{"evil.example:8080", "", "", false},                 // DNS rebinding: a name pointing here
+		{"127.0.0.1:8080", "http://evil.example", "", false}, // a page elsewhere posting here
+		{"127.0.0.1:8080", "", "cross-site", false},
+	} {
+		r := httptest.NewRequest("POST", "http://"+c.host+"/api/checkpoints", nil)
+		r.Host = c.host
+		if c.origin != "" {
+			r.Header.Set("Origin", c.origin)
+		}
+		if c.fetchSite != "" {
+			r.Header.Set("Sec-Fetch-Site", c.fetchSite)
+		}
+		if got := local(r); got != c.want {
+			t.Errorf("Host %q, Origin %q, Sec-Fetch-Site %q: local = %v, want %v", c.host, c.origin, c.fetchSite, got, c.want)
+		}
+	}
+}
+
+func TestEmptyStatusIsJSONArrays(t *testing.T) {
+	s := NewStatus("j")
+	h, _ := json.Marshal(s.Checkpoints())
+	j, _ := json.Marshal(s.Job())
+	if string(h) != "[]" || !strings.Contains(string(j), `"nodes":[]`) || !strings.Contains(string(j), `"edges":[]`) {
+		t.Fatalf("empty status: checkpoints %s, job %s; want empty arrays, not null", h, j)
+	}
+}
+
+// TestMetricsGoOnAcrossRuns: the counters of an operator subtask and the
+// time of a task carry over from one run to the next (an in-process
+// restart), so they never go back.
+func TestMetricsGoOnAcrossRuns(t *testing.T) {
+	m, err := newRunMetrics(nil, "j")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.close()
+	a := m.op("j", "op", "op", 0)
+	a.in.Add(5)
+	if b := m.op("j", "op", "op", 0); b != a || b.in.Load() != 5 {
+		t.Fatalf("a second run got other counters (%d records in)", b.in.Load())
+	}
+	ts := m.task("j", "op", "op", 0)
+	time.Sleep(5 * time.Millisecond)
+	m.taskEnded(ts)
+	m.mu.Lock()
+	first := ts.elapsed(time.Now())
+	m.mu.Unlock()
+	if first < 5*time.Millisecond {
+		t.Fatalf("task ran %v, want at least 5ms", first)
+	}
+	if ts2 := m.task("j", "op", "op", 0); ts2 != ts {
+		t.Fatal("a second run got another task clock")
+	}
+	time.Sleep(2 * time.Millisecond)
+	m.mu.Lock()
+	second := ts.elapsed(time.Now())
+	m.mu.Unlock()
+	if second < first+2*time.Millisecond {
+		t.Fatalf("elapsed %v after %v: the second run did not add to the first", second, first)
 	}
 }

@@ -41,11 +41,30 @@ type opStats struct {
 }
 
 // taskStats times one task (goroutine): idle is time spent waiting for
-// input, backpressured time spent waiting to send; the rest is busy.
+// input, backpressured time spent waiting to send; the rest of the time
+// it ran is busy. One taskStats serves the task in every run of the job,
+// so the counters never go back after a restart.
 type taskStats struct {
 	attrs         attribute.Set
-	start         time.Time
 	idle, blocked atomic.Int64 // nanoseconds
+
+	// Guarded by runMetrics.mu.
+	started time.Time     // of the running task; zero when not running
+	ran     time.Duration // of the runs that ended
+}
+
+// elapsed is the time the task ran, in every run. Holds runMetrics.mu.
+func (t *taskStats) elapsed(now time.Time) time.Duration {
+	d := t.ran
+	if !t.started.IsZero() {
+		d += now.Sub(t.started)
+	}
+	return d
+}
+
+type statsKey struct {
+	uid     string
+	subtask int
 }
 
 // lagSource is a source subtask that reports its lag.
@@ -54,7 +73,9 @@ type lagSource struct {
 	r     LagReporter
 }
 
-// runMetrics are the metrics of one run.
+// runMetrics are the metrics of a job: of one Run, or of every run of a
+// job binary that restarts in-process (the counters go on from where the
+// failed run left them).
 type runMetrics struct {
 	job        attribute.KeyValue
 	ckDuration metric.Float64Histogram
@@ -65,9 +86,9 @@ type runMetrics struct {
 	reg        metric.Registration
 
 	mu    sync.Mutex
-	ops   []*opStats
-	tasks []*taskStats
-	lags  []lagSource
+	ops   map[statsKey]*opStats
+	tasks map[statsKey]*taskStats
+	lags  []lagSource // of the current run
 	// lastCompleted is when the newest checkpoint completed (unix
 	// nanoseconds; 0: none yet) — at start, when the restored one was
 	// taken.
@@ -79,12 +100,17 @@ func newRunMetrics(mp metric.MeterProvider, job string) (*runMetrics, error) {
 		mp = noop.NewMeterProvider()
 	}
 	m := mp.Meter(meterName, metric.WithInstrumentationVersion(Version()))
-	r := &runMetrics{job: attrJob.String(job)}
+	r := &runMetrics{job: attrJob.String(job), ops: map[statsKey]*opStats{}, tasks: map[statsKey]*taskStats{}}
 	var errs [11]error
-	r.ckDuration, errs[0] = m.Float64Histogram(metricCkDuration, metric.WithUnit("s"), metric.WithDescription("time from a checkpoint's trigger to its manifest written"))
-	r.ckSize, errs[1] = m.Int64Histogram(metricCkSize, metric.WithUnit("By"), metric.WithDescription("bytes of all the files a completed checkpoint references"))
+	seconds := metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+	var sizes []float64
+	for b := float64(1 << 10); b <= 1<<40; b *= 4 {
+		sizes = append(sizes, b) // 1 KiB to 1 TiB
+	}
+	r.ckDuration, errs[0] = m.Float64Histogram(metricCkDuration, metric.WithUnit("s"), seconds, metric.WithDescription("time from a checkpoint's trigger to its manifest written"))
+	r.ckSize, errs[1] = m.Int64Histogram(metricCkSize, metric.WithUnit("By"), metric.WithExplicitBucketBoundaries(sizes...), metric.WithDescription("bytes of all the files a completed checkpoint references"))
 	r.ckUploaded, errs[2] = m.Int64Counter(metricCkUploaded, metric.WithUnit("By"), metric.WithDescription("bytes uploaded for checkpoints"))
-	r.ckAlign, errs[3] = m.Float64Histogram(metricCkAlignment, metric.WithUnit("s"), metric.WithDescription("time a gate waited from the first barrier of a checkpoint to the last"))
+	r.ckAlign, errs[3] = m.Float64Histogram(metricCkAlignment, metric.WithUnit("s"), seconds, metric.WithDescription("time a gate waited from the first barrier of a checkpoint to the last"))
 	r.ckCount, errs[4] = m.Int64Counter(metricCkCount, metric.WithDescription("checkpoints ended, by outcome (completed, aborted)"))
 	in, e5 := m.Int64ObservableCounter(metricRecordsIn, metric.WithUnit("{record}"), metric.WithDescription("records an operator subtask received"))
 	out, e6 := m.Int64ObservableCounter(metricRecordsOut, metric.WithUnit("{record}"), metric.WithDescription("records an operator subtask emitted"))
@@ -114,7 +140,7 @@ func newRunMetrics(mp metric.MeterProvider, job string) (*runMetrics, error) {
 			i, b := time.Duration(t.idle.Load()), time.Duration(t.blocked.Load())
 			o.ObserveFloat64(idle, i.Seconds(), metric.WithAttributeSet(t.attrs))
 			o.ObserveFloat64(blocked, b.Seconds(), metric.WithAttributeSet(t.attrs))
-			o.ObserveFloat64(busy, max(now.Sub(t.start)-i-b, 0).Seconds(), metric.WithAttributeSet(t.attrs))
+			o.ObserveFloat64(busy, max(t.elapsed(now)-i-b, 0).Seconds(), metric.WithAttributeSet(t.attrs))
 		}
 		for _, l := range r.lags {
 			for _, p := range l.r.Lag() {
@@ -142,23 +168,51 @@ func restartCounter(mp metric.MeterProvider) (metric.Int64Counter, error) {
 		metric.WithDescription("in-process restarts of the job after a failure"))
 }
 
-// close stops the callbacks: the next run registers its own.
+// close stops the callbacks.
 func (r *runMetrics) close() { r.reg.Unregister() }
 
+// op returns the record counters of an operator subtask.
 func (r *runMetrics) op(job, uid, name string, subtask int) *opStats {
-	s := &opStats{attrs: attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask))}
 	r.mu.Lock()
-	r.ops = append(r.ops, s)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	k := statsKey{uid, subtask}
+	s := r.ops[k]
+	if s == nil {
+		s = &opStats{attrs: attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask))}
+		r.ops[k] = s
+	}
 	return s
 }
 
+// task returns the timers of a task, started.
 func (r *runMetrics) task(job, uid, name string, subtask int) *taskStats {
-	s := &taskStats{attrs: attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask)), start: time.Now()}
 	r.mu.Lock()
-	r.tasks = append(r.tasks, s)
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	k := statsKey{uid, subtask}
+	s := r.tasks[k]
+	if s == nil {
+		s = &taskStats{attrs: attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask))}
+		r.tasks[k] = s
+	}
+	s.started = time.Now()
 	return s
+}
+
+// taskEnded stops the clock of a task.
+func (r *runMetrics) taskEnded(s *taskStats) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !s.started.IsZero() {
+		s.ran += time.Since(s.started)
+		s.started = time.Time{}
+	}
+}
+
+// runEnded forgets what belongs to one run only.
+func (r *runMetrics) runEnded() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.lags = nil
 }
 
 func (r *runMetrics) sourceLag(oc *OpContext, lr LagReporter) {

@@ -74,14 +74,24 @@ func newCheckpointer(ctx context.Context, p *Plan, cfg *Config, fail func(error)
 	}
 	var rspan trace.Span
 	c.recovery, rspan = c.tracer.Start(context.Background(), spanRecovery, trace.WithAttributes(attrJob.String(cfg.Job)))
-	c.endRecovery = sync.OnceFunc(func() {
-		if c.restored != nil {
-			rspan.SetAttributes(attrCheckpoint.Int64(int64(c.restored.CheckpointID)), attrOutcome.String("restored"))
-		} else {
-			rspan.SetAttributes(attrOutcome.String("fresh start"))
-		}
-		rspan.End()
-	})
+	var once sync.Once
+	c.endRecovery = func(failed error) {
+		once.Do(func() {
+			if c.restored != nil {
+				rspan.SetAttributes(attrCheckpoint.Int64(int64(c.restored.CheckpointID)))
+			}
+			switch {
+			case failed != nil:
+				endSpan(rspan, failed)
+			case c.restored != nil:
+				rspan.SetAttributes(attrOutcome.String("restored"))
+				rspan.End()
+			default:
+				rspan.SetAttributes(attrOutcome.String("fresh start"))
+				rspan.End()
+			}
+		})
+	}
 	_, choose := c.tracer.Start(c.recovery, spanChoose, trace.WithAttributes(attribute.String("weir.restore", fmt.Sprint(cc.Restore.Mode))))
 	err = c.choose(ctx, cc)
 	if c.restored != nil {

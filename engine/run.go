@@ -41,6 +41,10 @@ type Config struct {
 	// Status, if set, is kept up to date with the job's graph, state and
 	// checkpoint history (a job binary serves it over HTTP).
 	Status *Status
+
+	// metrics, when set (by a job binary that restarts in-process), are
+	// shared by the runs; else each Run has its own.
+	metrics *runMetrics
 }
 
 // Defaults, chosen with BenchmarkExchange (see docs/architecture.md).
@@ -218,11 +222,14 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 			}
 		}()
 	}
-	met, err := newRunMetrics(cfg.MeterProvider, cfg.Job)
-	if err != nil {
-		return fmt.Errorf("engine: metrics: %w", err)
+	met := cfg.metrics
+	if met == nil {
+		if met, err = newRunMetrics(cfg.MeterProvider, cfg.Job); err != nil {
+			return fmt.Errorf("engine: metrics: %w", err)
+		}
+		defer met.close()
 	}
-	defer met.close()
+	defer met.runEnded()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -290,7 +297,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 				stats:    met.task(cfg.Job, head.UID, head.Name, i),
 			}
 			if ck != nil {
-				t.ck = &taskCkpt{c: ck, head: checkpoint.TaskID{Vertex: head.UID, Subtask: i}, wake: make(chan struct{}, 1)}
+				t.ck = &taskCkpt{c: ck, head: checkpoint.TaskID{Vertex: head.UID, Subtask: i}, headName: head.Name, wake: make(chan struct{}, 1)}
 				ck.tasks = append(ck.tasks, t.ck)
 				if head.impl.source() {
 					t.inject = ck.injects[t.ck.head]
@@ -300,6 +307,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				defer met.taskEnded(t.stats)
 				defer t.opened()
 				if err := p.runTask(ctx, t, head, i, gates, senderBase, &cfg); err != nil {
 					fail(err)
@@ -308,16 +316,23 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		}
 	}
 	startDriver()
+	// When every task opened (or failed to), recovery is over: its span
+	// ends with the run's failure if there is one, and the job is ready if
+	// it still runs.
+	recovered := make(chan struct{})
 	go func() {
+		defer close(recovered)
 		opening.Wait()
 		tr.opened()
+		failed := context.Cause(ctx)
 		if ck != nil {
-			ck.endRecovery()
+			ck.endRecovery(failed)
 		}
-		if cfg.Status != nil {
+		if cfg.Status != nil && failed == nil {
 			cfg.Status.setReady()
 		}
 	}()
+	defer func() { <-recovered }()
 	wg.Wait()
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = context.Cause(ctx)

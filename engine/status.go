@@ -176,14 +176,14 @@ func (s *Status) Job() JobInfo {
 	defer s.mu.Unlock()
 	return JobInfo{Job: s.job, Version: Version(), State: s.state, Ready: s.ready, Started: s.started,
 		UptimeSec: time.Since(s.started).Seconds(), Restarts: s.restarts, LastError: s.lastErr,
-		Nodes: slices.Clone(s.nodes), Edges: slices.Clone(s.edges)}
+		Nodes: append([]NodeStatus{}, s.nodes...), Edges: append([]EdgeStatus{}, s.edges...)}
 }
 
 // Checkpoints returns the checkpoint history, newest first.
 func (s *Status) Checkpoints() []CheckpointRecord {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h := slices.Clone(s.history)
+	h := append([]CheckpointRecord{}, s.history...) // [] in JSON, never null
 	slices.Reverse(h)
 	return h
 }

@@ -386,7 +386,11 @@ func runSource[T any](ctx context.Context, t *task, oc *OpContext, f SourceFacto
 			}
 		default:
 		}
+		read := time.Now()
 		b, err := r.Read(ctx, buf[:0])
+		if len(b) == 0 {
+			t.idleSince(read) // a Read that found nothing waited for input
+		}
 		if len(b) > 0 {
 			if perr := out.Push(b); perr != nil {
 				return perr

@@ -47,9 +47,12 @@ func Traces(ctx context.Context, service, version string, stdout io.Writer) (tra
 		return nil, noop, nil
 	}
 	var opts []sdktrace.TracerProviderOption
-	otlp, err := wantOTLP()
+	otlp, console, err := wantTraces()
 	if err != nil {
 		return nil, noop, err
+	}
+	if console && stdout == nil {
+		stdout = os.Stdout
 	}
 	if otlp {
 		exp, err := otlpExporter(ctx)
@@ -78,17 +81,25 @@ func Traces(ctx context.Context, service, version string, stdout io.Writer) (tra
 	return tp, tp.Shutdown, nil
 }
 
-func wantOTLP() (bool, error) {
-	switch v := strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER")); v {
-	case "otlp":
-		return true, nil
-	case "none":
-		return false, nil
-	case "":
-		return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", nil
-	default:
-		return false, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want otlp or none (print spans with --trace-stdout)", v)
+// wantTraces reads OTEL_TRACES_EXPORTER, a comma-separated list of otlp,
+// console (spans printed to stdout) or none.
+func wantTraces() (otlp, console bool, err error) {
+	v := strings.TrimSpace(os.Getenv("OTEL_TRACES_EXPORTER"))
+	if v == "" {
+		return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != "", false, nil
 	}
+	for e := range strings.SplitSeq(v, ",") {
+		switch strings.TrimSpace(e) {
+		case "otlp":
+			otlp = true
+		case "console":
+			console = true
+		case "none":
+		default:
+			return false, false, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: want otlp, console or none", v)
+		}
+	}
+	return otlp, console, nil
 }
 
 func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
