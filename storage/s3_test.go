@@ -136,27 +136,16 @@ func TestS3AbortUploads(t *testing.T) {
 // gets and lists still succeed, retried with backoff by the SDK.
 func TestS3RetriesTransientErrors(t *testing.T) {
 	ctx := context.Background()
-	ep := testenv.S3(t)
-	bucket, _ := testenv.S3Bucket(t, ep)
-	target, err := url.Parse(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
 	var n, failed atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n.Add(1)%2 == 1 {
-			failed.Add(1)
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
-			return
+	bucket, proxyURL := s3Proxy(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if n.Add(1)%2 == 0 {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
-	s, err := storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Endpoint: srv.URL, PathStyle: true, PartSize: 5 << 20})
+		failed.Add(1)
+		s3Error(w, r, http.StatusServiceUnavailable, "SlowDown", "Please reduce your request rate.")
+		return true
+	})
+	s, err := storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Endpoint: proxyURL, PathStyle: true, PartSize: 5 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,26 +177,15 @@ func TestS3RetriesTransientErrors(t *testing.T) {
 // PutIfAbsent still refuses an object that exists (checked, then put).
 func TestS3WithoutConditionalWrites(t *testing.T) {
 	ctx := context.Background()
-	ep := testenv.S3(t)
-	bucket, _ := testenv.S3Bucket(t, ep)
-	target, err := url.Parse(ep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("If-None-Match") != "" {
-			io.Copy(io.Discard, r.Body)
-			w.Header().Set("Content-Type", "application/xml")
-			w.WriteHeader(http.StatusNotImplemented)
-			io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented.</Message></Error>`)
-			return
+	bucket, proxyURL := s3Proxy(t, func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Header.Get("If-None-Match") == "" {
+			return false
 		}
-		proxy.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+		s3Error(w, r, http.StatusNotImplemented, "NotImplemented", "A header you provided implies functionality that is not implemented.")
+		return true
+	})
 	var logs bytes.Buffer
-	s, err := storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Endpoint: srv.URL, PathStyle: true,
+	s, err := storage.NewS3(ctx, storage.S3Config{Bucket: bucket, Endpoint: proxyURL, PathStyle: true,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -224,4 +202,33 @@ func TestS3WithoutConditionalWrites(t *testing.T) {
 	if err := s.PutIfAbsent(ctx, "chk-1/MANIFEST", strings.NewReader("second")); !errors.Is(err, storage.ErrExists) {
 		t.Fatalf("second PutIfAbsent = %v, want ErrExists", err)
 	}
+}
+
+// s3Proxy makes a bucket on the test S3 server and puts a proxy in front
+// of it: intercept answers a request itself (true) or lets it through. It
+// returns the bucket and the proxy's URL.
+func s3Proxy(t *testing.T, intercept func(http.ResponseWriter, *http.Request) bool) (bucket, proxyURL string) {
+	t.Helper()
+	ep := testenv.S3(t)
+	bucket, _ = testenv.S3Bucket(t, ep)
+	target, err := url.Parse(ep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !intercept(w, r) {
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return bucket, srv.URL
+}
+
+// s3Error answers r with an S3 error document.
+func s3Error(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, msg)
 }

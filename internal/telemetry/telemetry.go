@@ -71,11 +71,9 @@ func Traces(ctx context.Context, service, version string, stdout io.Writer) (tra
 	if len(opts) == 0 {
 		return nil, noop, nil
 	}
-	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", service), attribute.String("service.version", version)),
-		resource.WithFromEnv(), resource.WithTelemetrySDK())
-	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
-		return nil, noop, fmt.Errorf("OpenTelemetry resource: %w", err)
+	res, err := newResource(ctx, service, version)
+	if err != nil {
+		return nil, noop, err
 	}
 	tp := sdktrace.NewTracerProvider(append(opts, sdktrace.WithResource(res))...)
 	return tp, tp.Shutdown, nil
@@ -102,19 +100,46 @@ func wantTraces() (otlp, console bool, err error) {
 	return otlp, console, nil
 }
 
-func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
-	proto := os.Getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-	name := "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+// grpc reports whether the OTLP exporter of signal (TRACES, METRICS)
+// uses gRPC rather than HTTP/protobuf, from
+// OTEL_EXPORTER_OTLP_<signal>_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL.
+func grpc(signal string) (bool, error) {
+	name := "OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL"
+	proto := os.Getenv(name)
 	if proto == "" {
-		proto, name = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "OTEL_EXPORTER_OTLP_PROTOCOL"
+		name = "OTEL_EXPORTER_OTLP_PROTOCOL"
+		proto = os.Getenv(name)
 	}
 	switch proto {
 	case "grpc":
-		return otlptracegrpc.New(ctx)
+		return true, nil
 	case "", "http/protobuf":
-		return otlptracehttp.New(ctx)
+		return false, nil
 	}
-	return nil, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, proto)
+	return false, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, proto)
+}
+
+func otlpExporter(ctx context.Context) (sdktrace.SpanExporter, error) {
+	g, err := grpc("TRACES")
+	switch {
+	case err != nil:
+		return nil, err
+	case g:
+		return otlptracegrpc.New(ctx)
+	}
+	return otlptracehttp.New(ctx)
+}
+
+// newResource describes the job: service.name and service.version, which
+// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override.
+func newResource(ctx context.Context, service, version string) (*resource.Resource, error) {
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", service), attribute.String("service.version", version)),
+		resource.WithFromEnv(), resource.WithTelemetrySDK())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("OpenTelemetry resource: %w", err)
+	}
+	return res, nil
 }
 
 // Metrics returns the meter provider of a job binary, or nil when metrics
@@ -155,11 +180,9 @@ func Metrics(ctx context.Context, service, version string, prom bool) (metric.Me
 	if len(opts) == 0 {
 		return nil, nil, noop, nil
 	}
-	res, err := resource.New(ctx,
-		resource.WithAttributes(attribute.String("service.name", service), attribute.String("service.version", version)),
-		resource.WithFromEnv(), resource.WithTelemetrySDK())
-	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
-		return nil, nil, noop, fmt.Errorf("OpenTelemetry resource: %w", err)
+	res, err := newResource(ctx, service, version)
+	if err != nil {
+		return nil, nil, noop, err
 	}
 	mp := sdkmetric.NewMeterProvider(append(opts, sdkmetric.WithResource(res))...)
 	return mp, handler, mp.Shutdown, nil
@@ -182,16 +205,12 @@ func wantOTLPMetrics() (bool, error) {
 }
 
 func otlpMetricExporter(ctx context.Context) (sdkmetric.Exporter, error) {
-	proto := os.Getenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
-	name := "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"
-	if proto == "" {
-		proto, name = os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "OTEL_EXPORTER_OTLP_PROTOCOL"
-	}
-	switch proto {
-	case "grpc":
+	g, err := grpc("METRICS")
+	switch {
+	case err != nil:
+		return nil, err
+	case g:
 		return otlpmetricgrpc.New(ctx)
-	case "", "http/protobuf":
-		return otlpmetrichttp.New(ctx)
 	}
-	return nil, fmt.Errorf("%s=%q: want grpc or http/protobuf", name, proto)
+	return otlpmetrichttp.New(ctx)
 }
