@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,6 +44,14 @@ type CheckpointConfig struct {
 	// OnComplete, if set, is called on the driver goroutine with the
 	// statistics of every completed checkpoint. It must return quickly.
 	OnComplete func(CheckpointStats)
+	// SavepointStore, if set, receives savepoints: a Savepoint checkpoint
+	// (requested) and, with SavepointOnFinal, the final checkpoint of a
+	// stop, each copied whole (storage.CopyCheckpoint) so that it does not
+	// depend on Store. weir never deletes anything in it. SavepointDir
+	// names it in logs and answers.
+	SavepointStore   storage.BlobStore
+	SavepointDir     string
+	SavepointOnFinal bool
 	// OrphanGrace is how old an object no checkpoint references (left by
 	// a process killed while uploading) must be before the sweep at start
 	// deletes it: younger ones may belong to another process still
@@ -129,6 +139,7 @@ const (
 	evDecline
 	evFinished
 	evManifest
+	evSavepoint
 )
 
 type ckptEvent struct {
@@ -213,12 +224,14 @@ type checkpointer struct {
 	wg        sync.WaitGroup // snapshot and manifest goroutines
 
 	// Driver goroutine only.
-	retained []*storage.Manifest         // oldest first
-	dropped  []*storage.Manifest         // dropped from retained, not yet collected
-	inFlight map[uint64]*CheckpointStats // by id, from trigger to completion or abort
-	traces   map[uint64]ckTrace          // by id, from trigger to completion or abort
-	started  map[uint64]time.Time        // trigger time of the checkpoints in inFlight
-	lastFail string                      // the last abort, for FailJob's error
+	retained []*storage.Manifest          // oldest first
+	written  *storage.Manifest            // the newest manifest written
+	pinned   map[uint64]*storage.Manifest // savepoints being copied: kept from garbage collection
+	dropped  []*storage.Manifest          // dropped from retained, not yet collected
+	inFlight map[uint64]*CheckpointStats  // by id, from trigger to completion or abort
+	traces   map[uint64]ckTrace           // by id, from trigger to completion or abort
+	started  map[uint64]time.Time         // trigger time of the checkpoints in inFlight
+	lastFail string                       // the last abort, for FailJob's error
 }
 
 func (c *checkpointer) now() time.Duration { return time.Since(c.start) }
@@ -317,9 +330,49 @@ func (c *checkpointer) handle(ctx context.Context, ev ckptEvent) {
 			}
 		}
 		c.retain(ctx, ev.m)
+		c.written = ev.m
 		_, acts := c.coord.ManifestWritten(now, checkpoint.ID(ev.id))
 		c.apply(ctx, acts)
+	case evSavepoint:
+		delete(c.pinned, ev.id)
+		if ev.err != nil {
+			c.log.Error("savepoint failed", "checkpoint", ev.id, "dir", c.cfg.SavepointDir, "err", ev.err)
+			return
+		}
+		c.log.Info("savepoint complete", "checkpoint", ev.id, "restore_with", "--restore "+savepointPath(c.cfg.SavepointDir, ev.id))
 	}
+}
+
+// savepointPath is what --restore takes to restore savepoint id.
+func savepointPath(dir string, id uint64) string {
+	return strings.TrimRight(dir, "/") + "/" + strings.TrimSuffix(storage.CheckpointDir(id), "/")
+}
+
+// savepoint copies checkpoint m into the savepoint store: the final one
+// at once (the job ends when it is done; a failure fails the job), a
+// requested one on a goroutine while garbage collection leaves m alone.
+func (c *checkpointer) savepoint(ctx context.Context, m *storage.Manifest, final bool) {
+	if final {
+		start := time.Now()
+		n, err := storage.CopyCheckpoint(ctx, c.store, c.cfg.SavepointStore, m, 0)
+		if err != nil {
+			c.fail(fmt.Errorf("engine: savepoint of checkpoint %d into %s: %w", m.CheckpointID, c.cfg.SavepointDir, err))
+			return
+		}
+		c.log.Info("savepoint complete", "checkpoint", m.CheckpointID, "bytes", n, "took", time.Since(start).Round(time.Millisecond),
+			"restore_with", "--restore "+savepointPath(c.cfg.SavepointDir, m.CheckpointID))
+		return
+	}
+	if c.pinned == nil {
+		c.pinned = map[uint64]*storage.Manifest{}
+	}
+	c.pinned[m.CheckpointID] = m
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		_, err := storage.CopyCheckpoint(ctx, c.store, c.cfg.SavepointStore, m, 0)
+		c.send(ckptEvent{kind: evSavepoint, id: m.CheckpointID, err: err})
+	}()
 }
 
 func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
@@ -395,6 +448,10 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 			c.endTrace(id, nil, attrBytes.Int64(st.Uploaded), attribute.Int64("weir.size_bytes", st.Size), attrFiles.Int(st.Files),
 				attribute.Float64("weir.sync_max_ms", float64(st.SyncMax.Microseconds())/1000))
 			c.removeLocal(func(other uint64) bool { return other < id })
+			if m := c.written; c.cfg.SavepointStore != nil && m != nil && m.CheckpointID == id &&
+				(a.Kind == checkpoint.Savepoint || a.Kind == checkpoint.Final && c.cfg.SavepointOnFinal) {
+				c.savepoint(ctx, m, a.Kind == checkpoint.Final)
+			}
 			if a.Kind == checkpoint.Final {
 				close(c.finalDone)
 			}
@@ -587,7 +644,11 @@ func (c *checkpointer) collect(ctx context.Context, what string, known []*storag
 		c.log.Warn(what+": list storage", "err", err)
 		return false
 	}
-	garbage := storage.Collect(all, c.retained, known, time.Now(), max(grace, 0))
+	keep := c.retained
+	for _, m := range c.pinned {
+		keep = append(slices.Clone(keep), m)
+	}
+	garbage := storage.Collect(all, keep, known, time.Now(), max(grace, 0))
 	var bytes int64
 	for _, g := range garbage {
 		if err := c.store.Delete(ctx, g.Object); err != nil {

@@ -121,6 +121,8 @@ type runFlags struct {
 	checkpointMinPause time.Duration
 	checkpointRetain   int
 	orphanGrace        time.Duration
+	savepointDir       string
+	stopWithSavepoint  bool
 	tolerableFailures  int
 	restore            string
 	restartAttempts    int
@@ -158,6 +160,8 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.DurationVar(&rf.checkpointTimeout, "checkpoint-timeout", 10*time.Minute, "a checkpoint not complete after this long fails")
 	fs.DurationVar(&rf.checkpointMinPause, "checkpoint-min-pause", 0, "least time between the end of one checkpoint and the start of the next")
 	fs.IntVar(&rf.checkpointRetain, "checkpoint-retain", DefaultRetain, "completed checkpoints to keep")
+	fs.StringVar(&rf.savepointDir, "savepoint-dir", "", "directory (or s3://bucket/prefix) for savepoints: self-contained copies of a checkpoint that weir never deletes, taken on SIGUSR1, POST /api/savepoints, or at a stop with --stop-with-savepoint; restore one with --restore DIR/chk-ID")
+	fs.BoolVar(&rf.stopWithSavepoint, "stop-with-savepoint", false, "on SIGTERM or SIGINT, after the final checkpoint, copy it into --savepoint-dir before exiting")
 	fs.DurationVar(&rf.orphanGrace, "checkpoint-orphan-grace", DefaultOrphanGrace, "at start, delete objects in --checkpoint-dir that no checkpoint references (left by a process killed while uploading) once they are this old (0: all of them; only when no other process writes the directory)")
 	fs.IntVar(&rf.tolerableFailures, "checkpoint-tolerable-failures", 3, "consecutive failed checkpoints tolerated before the job fails (-1: any number)")
 	fs.StringVar(&rf.restore, "restore", "latest", "what to start from: latest (the newest valid checkpoint in --checkpoint-dir, if any), none, or the path of a checkpoint (DIR/chk-ID)")
@@ -332,8 +336,9 @@ func (p *Program) run(args []string) int {
 			}()
 		}
 	}
+	// The status is kept for signals too (SIGUSR1 asks it for a savepoint).
+	cfg.Status = NewStatus(p.Name)
 	if rf.httpAddr != "" {
-		cfg.Status = NewStatus(p.Name)
 		srv, err := startHTTP(rf.httpAddr, rf.httpToken, cfg.Status, metricsHandler, logger)
 		if err != nil {
 			fmt.Fprintf(p.Stderr, "%s: %s %q: %v\n", p.Name, rf.source("http"), rf.httpAddr, err)
@@ -369,13 +374,22 @@ func (p *Program) run(args []string) int {
 	stop := make(chan struct{})
 	cfg.Stop = stop
 	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	go func() {
 		stopping := false
 		for {
 			select {
 			case s := <-sigs:
+				if s == syscall.SIGUSR1 {
+					res, err := cfg.Status.RequestSavepoint(ctx)
+					if err != nil {
+						logger.Warn("SIGUSR1: no savepoint", "err", err)
+					} else {
+						logger.Info("SIGUSR1: savepoint requested", "outcome", res.Outcome, "checkpoint", res.Checkpoint, "reason", res.Reason)
+					}
+					continue
+				}
 				if !stopping {
 					stopping = true
 					logger.Info("stopping: sources end, records in flight drain, sinks commit", "signal", s.String())
@@ -416,6 +430,9 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 		if rf.restore != "latest" {
 			return nil, fmt.Errorf("%s %q needs --checkpoint-dir", rf.source("restore"), rf.restore)
 		}
+		if rf.savepointDir != "" || rf.stopWithSavepoint {
+			return nil, fmt.Errorf("savepoints (%s) need --checkpoint-dir", rf.source("savepoint-dir"))
+		}
 		return nil, nil
 	}
 	switch {
@@ -427,6 +444,8 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 		return nil, fmt.Errorf("%s %v: must not be negative", rf.source("checkpoint-min-pause"), rf.checkpointMinPause)
 	case rf.checkpointRetain < 1:
 		return nil, fmt.Errorf("%s %d: must be at least 1", rf.source("checkpoint-retain"), rf.checkpointRetain)
+	case rf.stopWithSavepoint && rf.savepointDir == "":
+		return nil, fmt.Errorf("%s needs --savepoint-dir", rf.source("stop-with-savepoint"))
 	case rf.orphanGrace < 0:
 		return nil, fmt.Errorf("%s %v: must not be negative", rf.source("checkpoint-orphan-grace"), rf.orphanGrace)
 	case rf.restartAttempts < 0:
@@ -445,10 +464,12 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 		maxDelay = max(maxDelay, maxBackoff)
 	}
 	cc := &CheckpointConfig{
-		Store:           store,
-		Retain:          rf.checkpointRetain,
-		OrphanGrace:     rf.orphanGrace,
-		MaxRestartDelay: maxDelay,
+		Store:            store,
+		Retain:           rf.checkpointRetain,
+		OrphanGrace:      rf.orphanGrace,
+		SavepointDir:     rf.savepointDir,
+		SavepointOnFinal: rf.stopWithSavepoint,
+		MaxRestartDelay:  maxDelay,
 		Policy: checkpoint.Policy{
 			Interval:          rf.checkpointInterval,
 			Timeout:           rf.checkpointTimeout,
@@ -458,6 +479,18 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 	}
 	if cc.OrphanGrace == 0 {
 		cc.OrphanGrace = -1 // every orphan
+	}
+	if rf.savepointDir != "" {
+		if !isS3(rf.savepointDir) {
+			if err := os.MkdirAll(rf.savepointDir, 0o755); err != nil {
+				return nil, fmt.Errorf("%s: %w", rf.source("savepoint-dir"), err)
+			}
+		}
+		sp, err := rf.openStore(rf.savepointDir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", rf.source("savepoint-dir"), err)
+		}
+		cc.SavepointStore = sp
 	}
 	switch rf.restore {
 	case "latest":

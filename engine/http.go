@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"crypto/subtle"
 	_ "embed"
 	"encoding/json"
@@ -85,33 +86,39 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 	mux.HandleFunc("GET /api/checkpoints", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, st.Checkpoints())
 	})
-	mux.HandleFunc("POST /api/checkpoints", func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case token == "" && !loopback:
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the server listens beyond loopback without --http-token: requests that change the job are refused"})
-			return
-		case token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
-			return
-		case token == "" && !local(r):
-			// Without a token, a web page the user opens (or a DNS
-			// rebinding) must not reach a loopback server's POST.
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request, or a Host that is not localhost or an address: refused without --http-token"})
-			return
+	post := func(request func(context.Context) (RequestResult, error)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			switch {
+			case token == "" && !loopback:
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "the server listens beyond loopback without --http-token: requests that change the job are refused"})
+				return
+			case token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1:
+				w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+				return
+			case token == "" && !local(r):
+				// Without a token, a web page the user opens (or a DNS
+				// rebinding) must not reach a loopback server's POST.
+				writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request, or a Host that is not localhost or an address: refused without --http-token"})
+				return
+			}
+			res, err := request(r.Context())
+			switch {
+			case errors.Is(err, ErrNoCheckpoints):
+				writeJSON(w, http.StatusConflict, map[string]string{"error": "the job takes no checkpoints now (no --checkpoint-dir, or it is not running)"})
+			case errors.Is(err, ErrNoSavepoints):
+				writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			case err != nil:
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+			case res.Outcome == "rejected":
+				writeJSON(w, http.StatusConflict, res)
+			default:
+				writeJSON(w, http.StatusAccepted, res)
+			}
 		}
-		res, err := st.RequestCheckpoint(r.Context())
-		switch {
-		case errors.Is(err, ErrNoCheckpoints):
-			writeJSON(w, http.StatusConflict, map[string]string{"error": "the job takes no checkpoints now (no --checkpoint-dir, or it is not running)"})
-		case err != nil:
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-		case res.Outcome == "rejected":
-			writeJSON(w, http.StatusConflict, res)
-		default:
-			writeJSON(w, http.StatusAccepted, res)
-		}
-	})
+	}
+	mux.HandleFunc("POST /api/checkpoints", post(st.RequestCheckpoint))
+	mux.HandleFunc("POST /api/savepoints", post(st.RequestSavepoint))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -214,7 +214,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		st.setPlan(p)
 		st.setState(StateRunning, nil)
 		defer func() {
-			st.setRequest(nil)
+			st.setRequest(nil, false)
 			if err == nil {
 				st.setState(StateFinished, nil)
 			} else {
@@ -264,7 +264,7 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		startDriver = func() {
 			go ck.drive(driverCtx)
 			if cfg.Status != nil {
-				cfg.Status.setRequest(ck.request)
+				cfg.Status.setRequest(ck.request, cfg.Checkpoint.SavepointStore != nil)
 			}
 		}
 		defer func() {

@@ -26,6 +26,8 @@ type Status struct {
 	history  []CheckpointRecord // oldest first, at most historyLen
 	align    map[uint64]time.Duration
 	request  func(checkpoint.Kind) (RequestResult, error)
+	// savepoints: the job has a savepoint directory.
+	savepoints bool
 }
 
 // historyLen bounds the checkpoint history kept.
@@ -83,6 +85,9 @@ type RequestResult struct {
 // ErrNoCheckpoints: the job runs without checkpoints, or not now.
 var ErrNoCheckpoints = errors.New("engine: the job takes no checkpoints now")
 
+// ErrNoSavepoints: the job has no savepoint directory.
+var ErrNoSavepoints = errors.New("engine: the job has no savepoint directory (--savepoint-dir)")
+
 // NewStatus returns the status of job, starting.
 func NewStatus(job string) *Status {
 	return &Status{job: job, started: time.Now(), state: StateStarting, align: map[uint64]time.Duration{}}
@@ -129,10 +134,10 @@ func (s *Status) setReady() {
 	s.ready = s.state == StateRunning
 }
 
-func (s *Status) setRequest(f func(checkpoint.Kind) (RequestResult, error)) {
+func (s *Status) setRequest(f func(checkpoint.Kind) (RequestResult, error), savepoints bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.request = f
+	s.request, s.savepoints = f, savepoints
 }
 
 func (s *Status) noteAlignment(id uint64, d time.Duration) {
@@ -197,11 +202,27 @@ func (s *Status) Ready() bool {
 
 // RequestCheckpoint asks the running job for a manual checkpoint.
 func (s *Status) RequestCheckpoint(ctx context.Context) (RequestResult, error) {
+	return s.requestKind(checkpoint.Manual)
+}
+
+// RequestSavepoint asks the running job for a savepoint (see
+// CheckpointConfig.SavepointStore).
+func (s *Status) RequestSavepoint(ctx context.Context) (RequestResult, error) {
+	s.mu.Lock()
+	ok := s.savepoints
+	s.mu.Unlock()
+	if !ok {
+		return RequestResult{}, ErrNoSavepoints
+	}
+	return s.requestKind(checkpoint.Savepoint)
+}
+
+func (s *Status) requestKind(kind checkpoint.Kind) (RequestResult, error) {
 	s.mu.Lock()
 	f := s.request
 	s.mu.Unlock()
 	if f == nil {
 		return RequestResult{}, ErrNoCheckpoints
 	}
-	return f(checkpoint.Manual)
+	return f(kind)
 }

@@ -108,6 +108,9 @@ func TestHTTPAPI(t *testing.T) {
 	if !manual {
 		t.Fatalf("the manual checkpoint %d is not in the history:\n%s", res.Checkpoint, body)
 	}
+	if code, body := httpDo(t, "POST", url+"/api/savepoints", ""); code != http.StatusConflict || !strings.Contains(body, "--savepoint-dir") {
+		t.Fatalf("POST /api/savepoints without --savepoint-dir: %d %s; want 409 naming the flag", code, body)
+	}
 	code, body = httpDo(t, "GET", url+"/metrics", "")
 	for _, want := range []string{`weir_operator_records_in_total{weir_job="wordcount",weir_operator="count"`, "weir_checkpoint_duration_seconds_count",
 		"weir_task_busy_time_seconds_total", "weir_checkpoint_last_completed_age_seconds", `weir_checkpoints_total{weir_job="wordcount",weir_outcome="completed"}`} {
