@@ -52,6 +52,10 @@ type CheckpointConfig struct {
 	SavepointStore   storage.BlobStore
 	SavepointDir     string
 	SavepointOnFinal bool
+	// AllowUnclaimedState restores a checkpoint that holds state of an
+	// operator the job no longer has, dropping that state; without it such
+	// a restore fails.
+	AllowUnclaimedState bool
 	// OrphanGrace is how old an object no checkpoint references (left by
 	// a process killed while uploading) must be before the sweep at start
 	// deletes it: younger ones may belong to another process still

@@ -63,6 +63,8 @@ func Version() string {
 // Main runs a job binary's command line and returns its exit code:
 //
 //	JOB [run] [flags]   run the job
+//	JOB verify --from PATH [flags]
+//	                    check that the job can restore a checkpoint or savepoint
 //	JOB version         print the version (also --version)
 //	JOB help            print usage (also -h, --help)
 //
@@ -95,6 +97,8 @@ func Main(args []string, p Program) int {
 		return ExitOK
 	case "run":
 		return p.run(args)
+	case "verify":
+		return p.verify(args)
 	}
 	fmt.Fprintf(p.Stderr, "%s: unknown command %q\n", p.Name, cmd)
 	fs, _ := p.flagSet()
@@ -123,6 +127,7 @@ type runFlags struct {
 	orphanGrace        time.Duration
 	savepointDir       string
 	stopWithSavepoint  bool
+	allowUnclaimed     bool
 	tolerableFailures  int
 	restore            string
 	restartAttempts    int
@@ -161,6 +166,7 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.DurationVar(&rf.checkpointMinPause, "checkpoint-min-pause", 0, "least time between the end of one checkpoint and the start of the next")
 	fs.IntVar(&rf.checkpointRetain, "checkpoint-retain", DefaultRetain, "completed checkpoints to keep")
 	fs.StringVar(&rf.savepointDir, "savepoint-dir", "", "directory (or s3://bucket/prefix) for savepoints: self-contained copies of a checkpoint that weir never deletes, taken on SIGUSR1, POST /api/savepoints, or at a stop with --stop-with-savepoint; restore one with --restore DIR/chk-ID")
+	fs.BoolVar(&rf.allowUnclaimed, "allow-unclaimed-state", false, "restore a checkpoint that holds state of operators the job no longer has, dropping that state")
 	fs.BoolVar(&rf.stopWithSavepoint, "stop-with-savepoint", false, "on SIGTERM or SIGINT, after the final checkpoint, copy it into --savepoint-dir before exiting")
 	fs.DurationVar(&rf.orphanGrace, "checkpoint-orphan-grace", DefaultOrphanGrace, "at start, delete objects in --checkpoint-dir that no checkpoint references (left by a process killed while uploading) once they are this old (0: all of them; only when no other process writes the directory)")
 	fs.IntVar(&rf.tolerableFailures, "checkpoint-tolerable-failures", 3, "consecutive failed checkpoints tolerated before the job fails (-1: any number)")
@@ -464,12 +470,13 @@ func (rf *runFlags) checkpointConfig() (*CheckpointConfig, error) {
 		maxDelay = max(maxDelay, maxBackoff)
 	}
 	cc := &CheckpointConfig{
-		Store:            store,
-		Retain:           rf.checkpointRetain,
-		OrphanGrace:      rf.orphanGrace,
-		SavepointDir:     rf.savepointDir,
-		SavepointOnFinal: rf.stopWithSavepoint,
-		MaxRestartDelay:  maxDelay,
+		Store:               store,
+		Retain:              rf.checkpointRetain,
+		OrphanGrace:         rf.orphanGrace,
+		SavepointDir:        rf.savepointDir,
+		SavepointOnFinal:    rf.stopWithSavepoint,
+		AllowUnclaimedState: rf.allowUnclaimed,
+		MaxRestartDelay:     maxDelay,
 		Policy: checkpoint.Policy{
 			Interval:          rf.checkpointInterval,
 			Timeout:           rf.checkpointTimeout,
@@ -629,4 +636,117 @@ func newLogger(w io.Writer, format, level string, rf *runFlags) (*slog.Logger, e
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("%s %q: want text or json", rf.source("log-format"), format)
+}
+
+// verify is JOB verify --from PATH: it builds the job as run would (same
+// flags), reads the checkpoint at PATH (DIR/chk-ID, or the newest valid one
+// in DIR) and prints, per operator, whether the job can restore it.
+// Exit 0 when a restore would succeed, 1 when it would fail, 2 on bad usage.
+func (p *Program) verify(args []string) int {
+	fs, rf := p.flagSet()
+	var from string
+	fs.StringVar(&from, "from", "", "the checkpoint or savepoint to check: DIR/chk-ID, or a directory (its newest valid checkpoint); s3:// works too")
+	if err := parse(fs, rf, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		var reported errReported
+		if !errors.As(err, &reported) {
+			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		}
+		return ExitUsage
+	}
+	if from == "" {
+		fmt.Fprintf(p.Stderr, "%s verify: --from PATH is required\n", p.Name)
+		return ExitUsage
+	}
+	var cfg Config
+	g, err := p.Build(&cfg)
+	if err != nil {
+		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		return ExitUsage
+	}
+	if rf.parallelism > 0 {
+		cfg.Parallelism = rf.parallelism
+	}
+	if rf.maxParallelism > 0 {
+		cfg.MaxParallelism = rf.maxParallelism
+	}
+	if err := cfg.fill(); err != nil {
+		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		return ExitUsage
+	}
+	plan, err := NewPlan(g, cfg)
+	if err != nil {
+		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+		return ExitUsage
+	}
+	m, err := rf.readCheckpoint(from)
+	if err != nil {
+		fmt.Fprintf(p.Stderr, "%s verify: %s: %v\n", p.Name, from, err)
+		return ExitFailed
+	}
+	fmt.Fprintf(p.Stdout, "checkpoint %d of job %q, max parallelism %d; this job: max parallelism %d\n", m.CheckpointID, m.JobName, m.MaxParallelism, cfg.MaxParallelism)
+	failing := 0
+	for _, op := range CheckCompatibility(plan, cfg.MaxParallelism, m) {
+		line := fmt.Sprintf("%-24s %s", op.UID, op.Verdict)
+		if op.Reason != "" {
+			line += ": " + op.Reason
+		}
+		fmt.Fprintln(p.Stdout, line)
+		for _, d := range op.States {
+			codecs := "value " + d.ValueCodec
+			if d.KeyCodec != "" {
+				codecs = "key " + d.KeyCodec + ", " + codecs
+			}
+			fmt.Fprintf(p.Stdout, "    state %q: %s (%s)\n", d.Name, d.Kind, codecs)
+		}
+		if op.Fails(rf.allowUnclaimed) {
+			failing++
+		}
+	}
+	if failing > 0 {
+		fmt.Fprintf(p.Stdout, "a restore would fail: %d operators\n", failing)
+		return ExitFailed
+	}
+	fmt.Fprintln(p.Stdout, "a restore would succeed")
+	return ExitOK
+}
+
+// readCheckpoint reads the manifest at path: DIR/chk-ID, or the newest
+// valid checkpoint in DIR.
+func (rf *runFlags) readCheckpoint(path string) (*storage.Manifest, error) {
+	ctx := context.Background()
+	trimmed := strings.TrimRight(path, "/")
+	base := trimmed[strings.LastIndex(trimmed, "/")+1:]
+	if id, ok := storage.ParseCheckpointDir(base); ok {
+		parent := "."
+		if i := strings.LastIndex(trimmed, "/"); i > 0 {
+			parent = trimmed[:i]
+		}
+		store, err := rf.openStore(parent)
+		if err != nil {
+			return nil, err
+		}
+		c, m, err := storage.Inspect(ctx, store, id)
+		if err != nil {
+			return nil, err
+		}
+		if c.State != storage.ManifestOK {
+			return nil, fmt.Errorf("%s: %s", c.State, problems(c.Problems))
+		}
+		return m, nil
+	}
+	store, err := rf.openStore(trimmed)
+	if err != nil {
+		return nil, err
+	}
+	d, m, err := storage.FindRestorePoint(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("no checkpoint (decision %s)", d.Kind)
+	}
+	return m, nil
 }

@@ -187,30 +187,22 @@ func (c *checkpointer) choose(ctx context.Context, cc CheckpointConfig) error {
 // checkRestore checks that the checkpoint fits the job: same key groups,
 // every operator with state still there at the same parallelism.
 func (c *checkpointer) checkRestore(p *Plan, m *storage.Manifest) error {
-	if m.MaxParallelism != c.maxPar {
-		return fmt.Errorf("engine: checkpoint %d was taken with max parallelism %d, the job runs with %d; the max parallelism of a job's state cannot change",
-			m.CheckpointID, m.MaxParallelism, c.maxPar)
+	for _, op := range CheckCompatibility(p, c.maxPar, m) {
+		if op.Fails(c.cfg.AllowUnclaimedState) {
+			return fmt.Errorf("engine: checkpoint %d: operator %q: %s: %s (JOB verify --from PATH checks a checkpoint against the job)", m.CheckpointID, op.UID, op.Verdict, op.Reason)
+		}
+		if op.Verdict == Missing && op.State {
+			c.log.Warn("dropping state that no operator claims (--allow-unclaimed-state)", "checkpoint", m.CheckpointID, "operator", op.UID)
+		}
 	}
 	byUID := map[string]*Node{}
 	for _, n := range p.Graph.Nodes {
 		byUID[n.UID] = n
 	}
 	for _, op := range m.Operators {
-		n, ok := byUID[op.UID]
-		if !ok {
-			if hasState(op) {
-				return fmt.Errorf("engine: checkpoint %d holds state of operator %q, which the job does not have (operators are matched by UID)", m.CheckpointID, op.UID)
-			}
-			continue
+		if n, ok := byUID[op.UID]; ok && len(op.Subtasks) == p.Parallelism[n.ID] {
+			c.restoreMap[op.UID] = op.Subtasks
 		}
-		if len(op.Subtasks) != p.Parallelism[n.ID] {
-			if hasState(op) {
-				return fmt.Errorf("engine: checkpoint %d holds operator %q at parallelism %d; the job runs it at %d, and rescaling is not supported yet",
-					m.CheckpointID, op.UID, len(op.Subtasks), p.Parallelism[n.ID])
-			}
-			continue
-		}
-		c.restoreMap[op.UID] = op.Subtasks
 	}
 	return nil
 }
