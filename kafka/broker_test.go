@@ -78,18 +78,33 @@ func produceAt(t *testing.T, c *client, topic string, part int32, ts int64, valu
 	produceSet(t, c, "", topic, part, b.finish(-1, -1, -1, false))
 }
 
+// produceSet writes a record set to a partition. A new topic's partitions
+// may not have a leader yet: errors that say so (nothing was written) are
+// retried for a while.
 func produceSet(t *testing.T, c *client, txn string, topic string, part int32, set []byte) {
 	t.Helper()
-	res, err := c.roundTrip(context.Background(), &rawproduce.Request{TransactionalID: txn, Acks: -1, Timeout: 10000,
-		Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: part, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tp := range res.(*produce.Response).Topics {
-		for _, p := range tp.Partitions {
-			if p.ErrorCode != 0 {
-				t.Fatalf("produce: %v", kafkago.Error(p.ErrorCode))
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		res, err := c.roundTrip(context.Background(), &rawproduce.Request{TransactionalID: txn, Acks: -1, Timeout: 10000,
+			Topics: []rawproduce.RequestTopic{{Topic: topic, Partitions: []rawproduce.RequestPartition{{Partition: part, RecordSet: protocol.RawRecordSet{Reader: bytes.NewReader(set)}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var failed kafkago.Error
+		for _, tp := range res.(*produce.Response).Topics {
+			for _, p := range tp.Partitions {
+				if p.ErrorCode != 0 {
+					failed = kafkago.Error(p.ErrorCode)
+				}
 			}
+		}
+		switch {
+		case failed == 0:
+			return
+		case (failed == kafkago.NotLeaderForPartition || failed == kafkago.LeaderNotAvailable || failed == kafkago.UnknownTopicOrPartition) && time.Now().Before(deadline):
+			time.Sleep(100 * time.Millisecond)
+		default:
+			t.Fatalf("produce: %v", failed)
 		}
 	}
 }
