@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"sync"
-	"sync/atomic"
 )
 
 // CopyCheckpoint copies checkpoint m, every object it references and then
@@ -19,9 +17,6 @@ import (
 // manifest is written last, with PutIfAbsent: a copy that fails midway
 // is no checkpoint. It returns the bytes copied.
 func CopyCheckpoint(ctx context.Context, from, to BlobStore, m *Manifest, workers int) (int64, error) {
-	if workers <= 0 {
-		workers = DownloadWorkers
-	}
 	seen := map[string]bool{}
 	var files []StateFile
 	for _, op := range m.Operators {
@@ -34,34 +29,13 @@ func CopyCheckpoint(ctx context.Context, from, to BlobStore, m *Manifest, worker
 			}
 		}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next, total atomic.Int64
-		once        sync.Once
-		firstErr    error
-		wg          sync.WaitGroup
-	)
-	for range min(workers, len(files)) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
-				n, err := copyObject(ctx, from, to, files[i])
-				if err != nil {
-					once.Do(func() { firstErr = err; cancel() })
-					return
-				}
-				total.Add(n)
-			}
-		})
+	total, err := parallel(ctx, len(files), workers, func(ctx context.Context, i int) (int64, error) {
+		return copyObject(ctx, from, to, files[i])
+	})
+	if err != nil {
+		return total, err
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return total.Load(), firstErr
-	}
-	if err := WriteManifest(ctx, to, m); err != nil {
-		return total.Load(), err
-	}
-	return total.Load(), nil
+	return total, WriteManifest(ctx, to, m)
 }
 
 // copyObject copies f's object unless to has it with its size, checking

@@ -24,6 +24,18 @@ func Download(ctx context.Context, s BlobStore, files []StateFile, paths []strin
 	if len(files) != len(paths) {
 		return 0, fmt.Errorf("storage: download: %d files, %d paths", len(files), len(paths))
 	}
+	return parallel(ctx, len(files), workers, func(ctx context.Context, i int) (int64, error) {
+		if err := downloadOne(ctx, s, files[i], paths[i]); err != nil {
+			return 0, err
+		}
+		return files[i].Size, nil
+	})
+}
+
+// parallel runs fn(ctx, i) for i in [0, n), up to workers at once
+// (DownloadWorkers if workers <= 0), and returns the sum of what they
+// returned. The first error cancels ctx for the others and is returned.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) (int64, error)) (int64, error) {
 	if workers <= 0 {
 		workers = DownloadWorkers
 	}
@@ -35,14 +47,15 @@ func Download(ctx context.Context, s BlobStore, files []StateFile, paths []strin
 		firstErr    error
 		wg          sync.WaitGroup
 	)
-	for range min(workers, len(files)) {
+	for range min(workers, n) {
 		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(files); i = int(next.Add(1) - 1) {
-				if err := downloadOne(ctx, s, files[i], paths[i]); err != nil {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				v, err := fn(ctx, i)
+				if err != nil {
 					once.Do(func() { firstErr = err; cancel() })
 					return
 				}
-				total.Add(files[i].Size)
+				total.Add(v)
 			}
 		})
 	}
