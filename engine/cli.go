@@ -253,20 +253,8 @@ func parse(fs *flag.FlagSet, rf *runFlags, args []string) error {
 
 func (p *Program) run(args []string) int {
 	fs, rf := p.flagSet()
-	if len(rf.clash) > 0 {
-		fmt.Fprintf(p.Stderr, "%s: the job defines flags that weir defines too: %s; rename them\n", p.Name, strings.Join(rf.clash, ", "))
-		return ExitUsage
-	}
-	if err := parse(fs, rf, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		var reported errReported
-		if !errors.As(err, &reported) {
-			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
-			fs.Usage()
-		}
-		return ExitUsage
+	if code, ok := p.parseArgs(fs, rf, args); !ok {
+		return code
 	}
 	logger, err := newLogger(p.Stderr, rf.logFormat, rf.logLevel, rf)
 	if err == nil && rf.parallelism < 0 {
@@ -284,21 +272,13 @@ func (p *Program) run(args []string) int {
 		fs.Usage()
 		return ExitUsage
 	}
-	// The job's own options are defaults; the command line overrides them.
 	var cfg Config
-	g, err := p.Build(&cfg)
+	g, err := p.buildJob(rf, &cfg)
 	if err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
 	}
-	cfg.Job = p.Name
 	cfg.Logger = logger
-	if rf.parallelism > 0 {
-		cfg.Parallelism = rf.parallelism
-	}
-	if rf.maxParallelism > 0 {
-		cfg.MaxParallelism = rf.maxParallelism
-	}
 	if rf.stateDir != "" {
 		cfg.StateDir = rf.stateDir
 	}
@@ -638,6 +618,44 @@ func newLogger(w io.Writer, format, level string, rf *runFlags) (*slog.Logger, e
 	return nil, fmt.Errorf("%s %q: want text or json", rf.source("log-format"), format)
 }
 
+// parseArgs parses a command's flags (and WEIR_* variables); when it
+// fails, ok is false and code is the exit code, the problem reported.
+func (p *Program) parseArgs(fs *flag.FlagSet, rf *runFlags, args []string) (code int, ok bool) {
+	if len(rf.clash) > 0 {
+		fmt.Fprintf(p.Stderr, "%s: the job defines flags that weir defines too: %s; rename them\n", p.Name, strings.Join(rf.clash, ", "))
+		return ExitUsage, false
+	}
+	if err := parse(fs, rf, args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK, false
+		}
+		var reported errReported
+		if !errors.As(err, &reported) {
+			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
+			fs.Usage()
+		}
+		return ExitUsage, false
+	}
+	return 0, true
+}
+
+// buildJob builds the job's graph into cfg: the job's own options are
+// defaults, the command line overrides them.
+func (p *Program) buildJob(rf *runFlags, cfg *Config) (*Graph, error) {
+	g, err := p.Build(cfg)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Job = p.Name
+	if rf.parallelism > 0 {
+		cfg.Parallelism = rf.parallelism
+	}
+	if rf.maxParallelism > 0 {
+		cfg.MaxParallelism = rf.maxParallelism
+	}
+	return g, nil
+}
+
 // verify is JOB verify --from PATH: it builds the job as run would (same
 // flags), reads the checkpoint at PATH (DIR/chk-ID, or the newest valid one
 // in DIR) and prints, per operator, whether the job can restore it.
@@ -646,31 +664,18 @@ func (p *Program) verify(args []string) int {
 	fs, rf := p.flagSet()
 	var from string
 	fs.StringVar(&from, "from", "", "the checkpoint or savepoint to check: DIR/chk-ID, or a directory (its newest valid checkpoint); s3:// works too")
-	if err := parse(fs, rf, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		var reported errReported
-		if !errors.As(err, &reported) {
-			fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
-		}
-		return ExitUsage
+	if code, ok := p.parseArgs(fs, rf, args); !ok {
+		return code
 	}
 	if from == "" {
 		fmt.Fprintf(p.Stderr, "%s verify: --from PATH is required\n", p.Name)
 		return ExitUsage
 	}
 	var cfg Config
-	g, err := p.Build(&cfg)
+	g, err := p.buildJob(rf, &cfg)
 	if err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
 		return ExitUsage
-	}
-	if rf.parallelism > 0 {
-		cfg.Parallelism = rf.parallelism
-	}
-	if rf.maxParallelism > 0 {
-		cfg.MaxParallelism = rf.maxParallelism
 	}
 	if err := cfg.fill(); err != nil {
 		fmt.Fprintf(p.Stderr, "%s: %v\n", p.Name, err)
