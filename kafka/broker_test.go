@@ -30,6 +30,20 @@ func testConn(t *testing.T) Conn {
 
 var topicSeq int
 
+// testTopic creates a topic of partitions on the test broker and returns
+// the connection, the topic and a client closed when the test ends.
+func testTopic(t *testing.T, partitions int) (Conn, string, *client) {
+	t.Helper()
+	conn := testConn(t)
+	topic := createTopic(t, conn, partitions)
+	c, err := newClient(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return conn, topic, c
+}
+
 // createTopic creates a topic with a name unique to the test.
 func createTopic(t *testing.T, c Conn, partitions int) string {
 	t.Helper()
@@ -141,13 +155,7 @@ func readAll[T any](t *testing.T, c Conn, topic string, d Deserializer[T], opts 
 // returns exactly the plain and committed records, in offset order, and
 // never a control record.
 func TestReadCommittedAgainstBroker(t *testing.T) {
-	conn := testConn(t)
-	topic := createTopic(t, conn, 1)
-	c, err := newClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	conn, topic, c := testTopic(t, 1)
 	ctx := context.Background()
 	a, err := c.initProducer(ctx, topic+"-a", time.Minute, -1, -1)
 	if err != nil {
@@ -312,13 +320,7 @@ func TestSinkTransactions(t *testing.T) {
 // delivered nothing for the idle timeout stops holding it back, and when
 // all are idle the subtask is.
 func TestPartitionWatermarks(t *testing.T) {
-	conn := testConn(t)
-	topic := createTopic(t, conn, 2)
-	c, err := newClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	conn, topic, c := testTopic(t, 2)
 	produceAt(t, c, topic, 0, 1000, "v")
 	produceAt(t, c, topic, 0, 3000, "v")
 	produceAt(t, c, topic, 0, 2000, "v")
@@ -388,13 +390,7 @@ func TestSinkChecksTransactionTimeout(t *testing.T) {
 // with an error naming topic, partition and offset, or is skipped and
 // counted.
 func TestBadRecordPolicies(t *testing.T) {
-	conn := testConn(t)
-	topic := createTopic(t, conn, 1)
-	c, err := newClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	conn, topic, c := testTopic(t, 1)
 	rawProduce(t, c, "", topic, 0, -1, -1, -1, "1", "2", "x", "4")
 	parse := func(r *Record) (int, error) { return strconv.Atoi(string(r.Value)) }
 	ctx := context.Background()
@@ -414,7 +410,7 @@ func TestBadRecordPolicies(t *testing.T) {
 			}
 		}
 	}
-	_, err = read(NewSource(conn, topic, parse, Bounded()))
+	_, err := read(NewSource(conn, topic, parse, Bounded()))
 	want := fmt.Sprintf("topic %s partition 0 offset 2", topic)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("fail policy: %v, want an error naming %q", err, want)
@@ -430,13 +426,7 @@ func TestBadRecordPolicies(t *testing.T) {
 // earliest record, after the newest (Latest), at a time (AtTime), or at the
 // group's committed offset (GroupOffsets, else the fallback).
 func TestStartPositions(t *testing.T) {
-	conn := testConn(t)
-	topic := createTopic(t, conn, 1)
-	c, err := newClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	conn, topic, c := testTopic(t, 1)
 	produceAt(t, c, topic, 0, 1_000_000, "a", "b")
 	produceAt(t, c, topic, 0, 2_000_000, "c", "d")
 	ctx := context.Background()
@@ -509,13 +499,7 @@ func TestSinkFailsBeforeTransactionTimeout(t *testing.T) {
 // TestSourceLag: the lag a reader reports is what the partition holds
 // beyond the records it returned, as of its last fetch.
 func TestSourceLag(t *testing.T) {
-	conn := testConn(t)
-	topic := createTopic(t, conn, 1)
-	c, err := newClient(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	conn, topic, c := testTopic(t, 1)
 	produceAt(t, c, topic, 0, 1_000_000, "a", "b", "c", "d", "e", "f", "g", "h", "i", "j")
 	ctx := context.Background()
 	r, err := NewSource(conn, topic, Strings()).Open(ctx, weir.SubtaskInfo{Parallelism: 1, Logger: slog.New(slog.DiscardHandler)})
