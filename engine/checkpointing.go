@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -648,10 +649,7 @@ func (c *checkpointer) collect(ctx context.Context, what string, known []*storag
 		c.log.Warn(what+": list storage", "err", err)
 		return false
 	}
-	keep := c.retained
-	for _, m := range c.pinned {
-		keep = append(slices.Clone(keep), m)
-	}
+	keep := append(slices.Clone(c.retained), slices.Collect(maps.Values(c.pinned))...)
 	garbage := storage.Collect(all, keep, known, time.Now(), max(grace, 0))
 	var bytes int64
 	for _, g := range garbage {

@@ -175,26 +175,27 @@ func (r *runMetrics) close() { r.reg.Unregister() }
 func (r *runMetrics) op(job, uid, name string, subtask int) *opStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := statsKey{uid, subtask}
-	s := r.ops[k]
-	if s == nil {
-		s = &opStats{attrs: attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask))}
-		r.ops[k] = s
-	}
-	return s
+	return stats(r.ops, job, uid, name, subtask, func(a attribute.Set) *opStats { return &opStats{attrs: a} })
 }
 
 // task returns the timers of a task, started.
 func (r *runMetrics) task(job, uid, name string, subtask int) *taskStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	k := statsKey{uid, subtask}
-	s := r.tasks[k]
-	if s == nil {
-		s = &taskStats{attrs: attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask))}
-		r.tasks[k] = s
-	}
+	s := stats(r.tasks, job, uid, name, subtask, func(a attribute.Set) *taskStats { return &taskStats{attrs: a} })
 	s.started = time.Now()
+	return s
+}
+
+// stats returns the entry of an operator subtask in m, made by mk the
+// first time: one per subtask for every run of the job.
+func stats[S any](m map[statsKey]*S, job, uid, name string, subtask int, mk func(attribute.Set) *S) *S {
+	k := statsKey{uid, subtask}
+	if s := m[k]; s != nil {
+		return s
+	}
+	s := mk(attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask)))
+	m[k] = s
 	return s
 }
 
