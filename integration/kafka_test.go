@@ -377,18 +377,21 @@ func privateBroker(t *testing.T) (kafka.Conn, string) {
 	kafkaBroker(t) // skips or fails like the others without Kafka
 	dir := t.TempDir()
 	t.Cleanup(func() { exec.Command("kafka/broker.sh", "stop", dir).Run() })
-	addr := brokerCmd(t, "start", dir)
+	addr := service(t, "kafka/broker.sh", "start", dir)
 	return kafka.Conn{Brokers: []string{addr}, RequestTimeout: 30 * time.Second}, dir
 }
 
-func brokerCmd(t *testing.T, verb, dir string) string {
+// service runs one of the scripts that start and stop the tests'
+// services (kafka/broker.sh, s3/versitygw.sh) with verb and dir, and
+// returns what it prints (the address, for start).
+func service(t *testing.T, script, verb, dir string) string {
 	t.Helper()
-	cmd := exec.Command("kafka/broker.sh", verb, dir)
+	cmd := exec.Command(script, verb, dir)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("broker.sh %s: %v\n%s", verb, err, stderr.String())
+		t.Fatalf("%s %s: %v\n%s", script, verb, err, stderr.String())
 	}
 	return strings.TrimSpace(string(out))
 }
@@ -405,7 +408,7 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	args := append(kafkaSequenceArgs(conn, t.TempDir(), in, out, 8000), "--restart-attempts", "10")
 	job := startJob(t, nil, "sequence", args...)
 	time.Sleep(2 * time.Second)
-	brokerCmd(t, "stop", dir)
+	service(t, "kafka/broker.sh", "stop", dir)
 	select {
 	case <-job.done:
 		t.Fatalf("the job ended before the broker stopped; stderr:\n%s", tail(job.stderr.String()))
@@ -413,7 +416,7 @@ func TestKafkaBrokerRestart(t *testing.T) {
 	}
 	t.Log("broker stopped")
 	time.Sleep(3 * time.Second)
-	if addr := brokerCmd(t, "start", dir); addr != conn.Brokers[0] {
+	if addr := service(t, "kafka/broker.sh", "start", dir); addr != conn.Brokers[0] {
 		t.Fatalf("the broker came back at %s, not %s", addr, conn.Brokers[0])
 	}
 	t.Log("broker started again")

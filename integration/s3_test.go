@@ -183,7 +183,7 @@ func TestS3ServerStopped(t *testing.T) {
 	testenv.S3(t) // skips or fails like the other S3 tests without a server
 	srv := t.TempDir()
 	t.Cleanup(func() { exec.Command("s3/versitygw.sh", "stop", srv).Run() })
-	ep := versitygw(t, "start", srv)
+	ep := service(t, "s3/versitygw.sh", "start", srv)
 	bucket, _ := testenv.S3Bucket(t, ep)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
@@ -193,12 +193,12 @@ func TestS3ServerStopped(t *testing.T) {
 		checkpointArgs("s3://"+bucket+"/ckpt", filepath.Join(dir, "state"), "300ms")...)
 	job := startJob(t, nil, "sequence", args...)
 	job.waitLog(t, "checkpoint complete", 30*time.Second)
-	versitygw(t, "stop", srv)
+	service(t, "s3/versitygw.sh", "stop", srv)
 	t.Log("S3 server stopped")
 	before := strings.Count(job.stderr.String(), "checkpoint complete")
 	job.waitLog(t, "checkpoint aborted", 30*time.Second)
 	time.Sleep(2 * time.Second)
-	if got := versitygw(t, "start", srv); got != ep {
+	if got := service(t, "s3/versitygw.sh", "start", srv); got != ep {
 		t.Fatalf("the S3 server came back at %s, not %s", got, ep)
 	}
 	t.Log("S3 server started again")
@@ -214,20 +214,6 @@ func TestS3ServerStopped(t *testing.T) {
 	}
 	t.Logf("%d checkpoints failed during the outage", strings.Count(logs, "checkpoint aborted"))
 	checkSequenceExactlyOnce(t, out, keys, count)
-}
-
-// versitygw runs integration/s3/versitygw.sh verb dir and returns what it
-// prints (the endpoint, for start).
-func versitygw(t *testing.T, verb, dir string) string {
-	t.Helper()
-	cmd := exec.Command("s3/versitygw.sh", verb, dir)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("versitygw.sh %s: %v\n%s", verb, err, stderr.String())
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // TestSequenceKillLoopS3 is the checkpoint crash test with its checkpoints
