@@ -155,6 +155,34 @@ func TestRestoreAfterCancel(t *testing.T) {
 
 // TestRestoreRefusesAnotherJobShape: a checkpoint holding keyed state of an
 // operator at parallelism 2 does not restore into parallelism 3.
+// TestRescaleInProcess stops the sequence job at parallelism 2 (a final
+// checkpoint), goes on at 3, stops again, and finishes at 1: every
+// (key, seq) once with prev = seq-1 across the three runs.
+func TestRescaleInProcess(t *testing.T) {
+	dir := t.TempDir()
+	store := storage.NewMem()
+	cc := weir.CheckpointConfig{Store: store, Policy: checkpoint.Policy{Interval: 20 * time.Millisecond}}
+	out := filepath.Join(dir, "out")
+	const keys, count = 7, 4000
+	for _, p := range []int{2, 3} {
+		stop := make(chan struct{})
+		time.AfterFunc(150*time.Millisecond, func() { close(stop) })
+		if err := sequenceJob(keys, count, out, filepath.Join(dir, "s"), cc, weir.DefaultParallelism(p), weir.StopWhen(stop)).Run(context.Background()); err != nil {
+			t.Fatalf("parallelism %d: %v", p, err)
+		}
+		if recs, _ := sinks.ReadJSONFiles[seqOut](out); len(recs) == keys*count {
+			t.Fatalf("parallelism %d: the job finished before the stop; nothing left to rescale", p)
+		}
+	}
+	if err := sequenceJob(keys, count, out, filepath.Join(dir, "s"), cc, weir.DefaultParallelism(1)).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	exactlyOnce(t, out, keys, count)
+}
+
+// TestRestoreRefusesAnotherJobShape: a checkpoint restores neither with
+// another max parallelism (the number of key groups) nor at another
+// parallelism of a source that cannot be rescaled.
 func TestRestoreRefusesAnotherJobShape(t *testing.T) {
 	dir := t.TempDir()
 	store := storage.NewMem()
@@ -162,14 +190,24 @@ func TestRestoreRefusesAnotherJobShape(t *testing.T) {
 	if err := sequenceJob(2, 200, filepath.Join(dir, "out"), filepath.Join(dir, "s"), cc).Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	job := weir.NewJob("sequence", weir.DefaultParallelism(3), weir.StateDir(filepath.Join(dir, "s")), weir.Checkpoints(cc))
-	seq := weir.From(job, "sequence", sources.Sequence(sources.SequenceConfig{Keys: 2, Count: 200}))
-	byKey := weir.KeyBy(seq, func(s sources.Seq) int64 { return s.Key })
-	res := weir.Reduce(byKey, "last-seq", func(a, b sources.Seq) sources.Seq { return b })
-	weir.To(res, "out", sinks.Discard[sources.Seq]())
-	err := job.Run(context.Background())
-	if err == nil || !containsAll(err.Error(), "parallelism 2", "rescaling") {
-		t.Fatalf("restore at another parallelism: %v", err)
+	err := sequenceJob(2, 200, filepath.Join(dir, "out"), filepath.Join(dir, "s"), cc, weir.MaxParallelism(64)).Run(context.Background())
+	if err == nil || !containsAll(err.Error(), "max parallelism 128", "64") {
+		t.Fatalf("restore with another max parallelism: %v", err)
+	}
+
+	store = storage.NewMem()
+	cc.Store = store
+	slice := func(p int) *weir.Job {
+		job := weir.NewJob("slice", weir.DefaultParallelism(p), weir.StateDir(filepath.Join(dir, "s2")), weir.Checkpoints(cc))
+		weir.To(weir.From(job, "numbers", sources.Slice([]int{1, 2, 3, 4, 5})), "out", sinks.Discard[int]())
+		return job
+	}
+	if err := slice(2).Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	err = slice(3).Run(context.Background())
+	if err == nil || !containsAll(err.Error(), "numbers", "parallelism 2", "cannot be rescaled") {
+		t.Fatalf("restore of a source that cannot be rescaled at another parallelism: %v", err)
 	}
 }
 

@@ -24,6 +24,9 @@ type SubtaskInfo struct {
 	// out checks that they outlive a checkpoint interval and a restart.
 	CheckpointInterval time.Duration
 	MaxRestartDelay    time.Duration
+	// RestoredCheckpoint is the id of the checkpoint the job restored (0 on
+	// a fresh start).
+	RestoredCheckpoint uint64
 }
 
 // Source produces records of type T. Open is called once for every parallel
@@ -110,6 +113,20 @@ type RestorableSource[T any] interface {
 	Restore(ctx context.Context, info SubtaskInfo, position []byte) (SourceReader[T], error)
 }
 
+// RescalableSource is a RestorableSource whose positions can be restored at
+// another parallelism than they were taken at, as Kafka partitions with their
+// offsets are reassigned to the new subtasks.
+type RescalableSource[T any] interface {
+	RestorableSource[T]
+	// RestoreRescaled opens the reader of subtask info.Index of
+	// info.Parallelism from the positions of all subtasks of the restored
+	// checkpoint, which ran the source at parallelism len(positions)
+	// (positions[j] is what subtask j stored, nil if nothing). The readers
+	// of the new subtasks together return exactly the records after all
+	// those positions.
+	RestoreRescaled(ctx context.Context, info SubtaskInfo, positions [][]byte) (SourceReader[T], error)
+}
+
 // CommittingWriter is a SinkWriter that commits its output at checkpoints
 // (two-phase commit), which makes a job's output exactly once.
 type CommittingWriter interface {
@@ -140,5 +157,12 @@ type RecoveringSink interface {
 	// returned for subtask info.Index in the restored checkpoint; nil when
 	// there was none) and removes the output of later, failed attempts of
 	// the same subtask. It is called before the subtask's writer opens.
+	//
+	// After a rescale (the checkpoint ran the sink at another parallelism
+	// p), subtask i recovers, before it opens, every old subtask j with
+	// j mod the new parallelism == i: info then has Index j and Parallelism
+	// p. A new subtask with no old counterpart (i >= p) recovers itself with
+	// nil pending; output of checkpoints up to info.RestoredCheckpoint is
+	// committed and must stay.
 	Recover(ctx context.Context, info SubtaskInfo, pending []byte) error
 }

@@ -76,20 +76,61 @@ func (w *watermarkSource[T]) Restore(ctx context.Context, info SubtaskInfo, posi
 		}
 		return w.wrap(r, NoWatermark), nil
 	}
-	if len(position) < len(watermarkMagic) || string(position[:len(watermarkMagic)]) != watermarkMagic {
-		return nil, fmt.Errorf("weir: source position without its watermark (%d bytes): taken before WithWatermarks was added?", len(position))
+	hi, rest, err := splitWatermark(position)
+	if err != nil {
+		return nil, err
 	}
-	rest := position[len(watermarkMagic):]
-	hi, n := binary.Varint(rest)
-	if n <= 0 {
-		return nil, errors.New("weir: source position: damaged watermark")
-	}
-	r, err := rs.Restore(ctx, info, rest[n:])
+	r, err := rs.Restore(ctx, info, rest)
 	if err != nil {
 		return nil, err
 	}
 	return w.wrap(r, hi), nil
 }
+
+func splitWatermark(position []byte) (highest int64, rest []byte, err error) {
+	if len(position) < len(watermarkMagic) || string(position[:len(watermarkMagic)]) != watermarkMagic {
+		return 0, nil, fmt.Errorf("weir: source position without its watermark (%d bytes): taken before WithWatermarks was added?", len(position))
+	}
+	rest = position[len(watermarkMagic):]
+	hi, n := binary.Varint(rest)
+	if n <= 0 {
+		return 0, nil, errors.New("weir: source position: damaged watermark")
+	}
+	return hi, rest[n:], nil
+}
+
+// RestoreRescaled implements RescalableSource when the wrapped source does.
+// The restored readers start from the lowest of the old subtasks' highest
+// event times, so no record counts as late that was not late before.
+func (w *watermarkSource[T]) RestoreRescaled(ctx context.Context, info SubtaskInfo, positions [][]byte) (SourceReader[T], error) {
+	rs, ok := w.src.(RescalableSource[T])
+	if !ok {
+		return nil, fmt.Errorf("weir: %T cannot be rescaled (it does not implement weir.RescalableSource)", w.src)
+	}
+	inner := make([][]byte, len(positions))
+	lowest := int64(NoWatermark)
+	for j, pos := range positions {
+		if len(pos) == 0 {
+			continue
+		}
+		hi, rest, err := splitWatermark(pos)
+		if err != nil {
+			return nil, fmt.Errorf("subtask %d of %d: %w", j, len(positions), err)
+		}
+		if lowest == NoWatermark || hi < lowest {
+			lowest = hi
+		}
+		inner[j] = rest
+	}
+	r, err := rs.RestoreRescaled(ctx, info, inner)
+	if err != nil {
+		return nil, err
+	}
+	return w.wrap(r, lowest), nil
+}
+
+// CannotRescale says why the wrapped source cannot be rescaled, or "".
+func (w *watermarkSource[T]) CannotRescale() string { return noRescale(w.src) }
 
 // watermarkMagic starts a position written by WithWatermarks: then the
 // highest event time read (varint), then the wrapped reader's position.

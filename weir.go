@@ -84,12 +84,25 @@ func info(oc *engine.OpContext) SubtaskInfo {
 
 		CheckpointInterval: oc.CheckpointInterval(),
 		MaxRestartDelay:    oc.MaxRestartDelay(),
+		RestoredCheckpoint: oc.RestoredCheckpoint(),
 	}
 }
 
 // From adds a source to the job.
 func From[T any](job *Job, name string, src Source[T], opts ...OperatorOption) Stream[T] {
 	n := engine.AddSource(&job.g, name, func(ctx context.Context, oc *engine.OpContext) (engine.Reader[T], error) {
+		if positions, ok := oc.RestoredPositions(); ok {
+			rs, ok := src.(RescalableSource[T])
+			if !ok {
+				return nil, fmt.Errorf("the checkpoint ran this source at parallelism %d, but %T cannot be rescaled (it does not implement weir.RescalableSource)", len(positions), src)
+			}
+			var r SourceReader[T]
+			err := oc.TraceRecovery(engine.SpanSeekSource, func() (err error) {
+				r, err = rs.RestoreRescaled(ctx, info(oc), positions)
+				return err
+			})
+			return r, err
+		}
 		if pos := oc.RestoredPosition(); pos != nil {
 			rs, ok := src.(RestorableSource[T])
 			if !ok {
@@ -104,8 +117,22 @@ func From[T any](job *Job, name string, src Source[T], opts ...OperatorOption) S
 		}
 		return src.Open(ctx, info(oc))
 	})
+	if why := noRescale[T](src); why != "" {
+		n.NoRescale = why
+	}
 	configure(job, n, opts)
 	return Stream[T]{job: job, node: n}
+}
+
+// noRescale says why src cannot be restored at another parallelism, or "".
+func noRescale[T any](src Source[T]) string {
+	if c, ok := src.(interface{ CannotRescale() string }); ok {
+		return c.CannotRescale()
+	}
+	if _, ok := src.(RescalableSource[T]); !ok {
+		return fmt.Sprintf("%T cannot be rescaled (it does not implement weir.RescalableSource)", src)
+	}
+	return ""
 }
 
 // To writes the stream to a sink.
@@ -114,7 +141,19 @@ func To[T any](s Stream[T], name string, sink Sink[T], opts ...OperatorOption) {
 		if rs, ok := sink.(RecoveringSink); ok && oc.Checkpointing() {
 			// Also on a fresh start: it removes what attempts that never
 			// completed a checkpoint left behind.
-			redo := func() error { return rs.Recover(oc.Context(), info(oc), oc.RestoredPending()) }
+			redo := func() error {
+				for _, r := range oc.RestoredCommits() {
+					in := info(oc)
+					in.Index, in.Parallelism = r.Index, r.Parallelism
+					if r.Index != oc.Index {
+						in.Logger = oc.Logger.With("recovering_subtask", r.Index, "of", r.Parallelism)
+					}
+					if err := rs.Recover(oc.Context(), in, r.Pending); err != nil {
+						return err
+					}
+				}
+				return nil
+			}
 			if err := oc.TraceRecovery(engine.SpanRedoCommits, redo); err != nil {
 				return nil, fmt.Errorf("recover: %w", err)
 			}

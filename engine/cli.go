@@ -21,6 +21,7 @@ import (
 
 	"github.com/weirstream/weir/engine/checkpoint"
 	"github.com/weirstream/weir/internal/telemetry"
+	"github.com/weirstream/weir/statebackend"
 	"github.com/weirstream/weir/storage"
 )
 
@@ -110,6 +111,7 @@ type runFlags struct {
 	parallelism    int
 	maxParallelism int
 	stateDir       string
+	stateCacheMB   int
 	logFormat      string
 	logLevel       string
 	traceStdout    bool
@@ -152,6 +154,7 @@ func (p *Program) flagSet() (*flag.FlagSet, *runFlags) {
 	fs.IntVar(&rf.parallelism, "parallelism", 0, "default parallelism of the job's operators (0: number of CPUs)")
 	fs.IntVar(&rf.maxParallelism, "max-parallelism", 0, "number of key groups, fixed for the life of the job's state (0: 128)")
 	fs.StringVar(&rf.stateDir, "state-dir", "", "directory for keyed state (default: a temporary directory removed at exit)")
+	fs.IntVar(&rf.stateCacheMB, "state-cache-mb", statebackend.DefaultValueCacheSize>>20, "MiB of value and reducing state cached in memory per stateful operator subtask, in front of Pebble (0: no cache)")
 	fs.StringVar(&rf.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&rf.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&rf.httpAddr, "http", "", "serve /healthz, /readyz, /metrics (Prometheus) and the JSON API (/api/job, /api/checkpoints; POST /api/checkpoints triggers one) at this address, e.g. :8080 (a missing host is 127.0.0.1)")
@@ -263,6 +266,9 @@ func (p *Program) run(args []string) int {
 	if err == nil && rf.maxParallelism < 0 {
 		err = fmt.Errorf("%s %d: must be positive", rf.source("max-parallelism"), rf.maxParallelism)
 	}
+	if err == nil && rf.stateCacheMB < 0 {
+		err = fmt.Errorf("%s %d: must not be negative", rf.source("state-cache-mb"), rf.stateCacheMB)
+	}
 	var ckpt *CheckpointConfig
 	if err == nil {
 		ckpt, err = rf.checkpointConfig()
@@ -281,6 +287,10 @@ func (p *Program) run(args []string) int {
 	cfg.Logger = logger
 	if rf.stateDir != "" {
 		cfg.StateDir = rf.stateDir
+	}
+	cfg.StateCacheBytes = int64(rf.stateCacheMB) << 20
+	if rf.stateCacheMB == 0 {
+		cfg.StateCacheBytes = -1
 	}
 	if ckpt != nil {
 		cfg.Checkpoint = ckpt

@@ -48,9 +48,12 @@ type Node struct {
 	Name        string
 	UID         string // stable id of the operator's state; defaults to Name
 	Parallelism int    // 0 means the job's default
-	Inputs      []*Edge
-	Outputs     []*Edge
-	impl        nodeImpl
+	// NoRescale, if set, says why the operator's state (a source's
+	// position) cannot be restored at another parallelism.
+	NoRescale string
+	Inputs    []*Edge
+	Outputs   []*Edge
+	impl      nodeImpl
 }
 
 // Edge connects the output of From to an input of To.

@@ -200,8 +200,11 @@ func (c *checkpointer) checkRestore(p *Plan, m *storage.Manifest) error {
 		byUID[n.UID] = n
 	}
 	for _, op := range m.Operators {
-		if n, ok := byUID[op.UID]; ok && len(op.Subtasks) == p.Parallelism[n.ID] {
+		if n, ok := byUID[op.UID]; ok {
 			c.restoreMap[op.UID] = op.Subtasks
+			if q := p.Parallelism[n.ID]; len(op.Subtasks) != q && hasState(op) {
+				c.log.Info("rescaling operator", "checkpoint", m.CheckpointID, "operator", op.UID, "from", len(op.Subtasks), "to", q)
+			}
 		}
 	}
 	return nil
@@ -245,16 +248,29 @@ func problems(ps []storage.Problem) string {
 }
 
 // subtaskState returns what the restored checkpoint holds for one operator
-// subtask, or nil.
-func (c *checkpointer) subtaskState(uid string, subtask int) *storage.SubtaskState {
+// subtask when the operator runs at the parallelism it was checkpointed at,
+// or nil.
+func (c *checkpointer) subtaskState(uid string, subtask, parallelism int) *storage.SubtaskState {
 	if c == nil {
 		return nil
 	}
 	sts := c.restoreMap[uid]
-	if subtask >= len(sts) {
+	if subtask >= len(sts) || len(sts) != parallelism {
 		return nil
 	}
 	return &sts[subtask]
+}
+
+// rescaledState returns every subtask's state of an operator checkpointed at
+// another parallelism than parallelism, or nil.
+func (c *checkpointer) rescaledState(uid string, parallelism int) []storage.SubtaskState {
+	if c == nil {
+		return nil
+	}
+	if sts := c.restoreMap[uid]; len(sts) > 0 && len(sts) != parallelism {
+		return sts
+	}
+	return nil
 }
 
 // restoreBackend opens the keyed state of an operator subtask from the
@@ -269,7 +285,7 @@ func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *st
 	start := time.Now()
 	attrs := append(opAttrs(oc), attrCheckpoint.Int64(int64(id)))
 	_, dspan := c.tracer.Start(c.recovery, spanDownload, trace.WithAttributes(attrs...))
-	linked, downloaded, err := c.assemble(ctx, oc, st.Files, src)
+	linked, downloaded, err := c.assemble(ctx, oc.UID, oc.Index, st.Files, src)
 	endSpan(dspan, err, attrFiles.Int(len(st.Files)), attribute.Int("weir.files_local", linked), attribute.Int("weir.files_downloaded", downloaded))
 	if err != nil {
 		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
@@ -291,19 +307,19 @@ func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *st
 // assemble makes dir hold the files listed: hard links to local snapshot
 // files of this subtask (the restored checkpoint's own directory first)
 // with the same name, size and CRC32C, downloads for the others.
-func (c *checkpointer) assemble(ctx context.Context, oc *OpContext, files []storage.StateFile, dir string) (linked, downloaded int, err error) {
+func (c *checkpointer) assemble(ctx context.Context, uid string, subtask int, files []storage.StateFile, dir string) (linked, downloaded int, err error) {
 	if err := os.RemoveAll(dir); err != nil {
 		return 0, 0, err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, 0, err
 	}
-	own := c.localDir(c.restored.CheckpointID, oc.UID, oc.Index)
+	own := c.localDir(c.restored.CheckpointID, uid, subtask)
 	locals := []string{own}
 	if entries, err := os.ReadDir(c.localRoot); err == nil {
 		for _, e := range entries {
 			if _, ok := storage.ParseCheckpointDir(e.Name()); ok {
-				if d := filepath.Join(c.localRoot, e.Name(), safeName(oc.UID), fmt.Sprint(oc.Index)); d != own {
+				if d := filepath.Join(c.localRoot, e.Name(), safeName(uid), fmt.Sprint(subtask)); d != own {
 					locals = append(locals, d)
 				}
 			}

@@ -20,13 +20,17 @@ import (
 // Config is how a graph runs.
 type Config struct {
 	Job            string
-	Parallelism    int           // default parallelism of nodes that set none; 0: GOMAXPROCS
-	MaxParallelism int           // number of key groups; 0: statebackend.DefaultMaxParallelism
-	StateDir       string        // where keyed state lives; "": a temporary directory removed at the end
-	BatchSize      int           // records per batch between tasks; 0: DefaultBatchSize
-	QueueSize      int           // batches buffered per consumer subtask; 0: DefaultQueueSize
-	Linger         time.Duration // longest a partial batch waits in a busy task; 0: DefaultLinger
-	Logger         *slog.Logger  // nil: discard
+	Parallelism    int    // default parallelism of nodes that set none; 0: GOMAXPROCS
+	MaxParallelism int    // number of key groups; 0: statebackend.DefaultMaxParallelism
+	StateDir       string // where keyed state lives; "": a temporary directory removed at the end
+	// StateCacheBytes is the size of each stateful operator subtask's
+	// cache of value and reducing state (statebackend.Options.ValueCacheSize):
+	// 0 the default, negative none.
+	StateCacheBytes int64
+	BatchSize       int           // records per batch between tasks; 0: DefaultBatchSize
+	QueueSize       int           // batches buffered per consumer subtask; 0: DefaultQueueSize
+	Linger          time.Duration // longest a partial batch waits in a busy task; 0: DefaultLinger
+	Logger          *slog.Logger  // nil: discard
 	// Stop, when closed, stops the sources as if their input had ended: the
 	// records in flight drain through the graph, sinks finish and Run
 	// returns nil.
@@ -417,10 +421,12 @@ func (p *Plan) opContext(ctx context.Context, t *task, n *Node, index int, cfg *
 		ctx:            ctx,
 		task:           t,
 		stats:          t.metrics.op(cfg.Job, n.UID, n.Name, index),
+		cacheSize:      cfg.StateCacheBytes,
 	}
 	if t.ck != nil {
 		oc.ckpt = t.ck.c
-		oc.restore = oc.ckpt.subtaskState(n.UID, index)
+		oc.restore = oc.ckpt.subtaskState(n.UID, index, oc.Parallelism)
+		oc.rescaled = oc.ckpt.rescaledState(n.UID, oc.Parallelism)
 		oc.uploader = newUploader()
 	}
 	return oc

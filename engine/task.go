@@ -36,10 +36,14 @@ type OpContext struct {
 	stats   *opStats // records in and out
 	task    *task
 	backend *statebackend.Backend
+	// keySchema is the schema of the operator's key codec (SetKeySchema).
+	keySchema string
 
 	// Checkpoints (nil and zero without them).
 	ckpt      *checkpointer
-	restore   *storage.SubtaskState // this subtask's state in the restored checkpoint
+	cacheSize int64                  // Config.StateCacheBytes
+	restore   *storage.SubtaskState  // this subtask's state in the restored checkpoint
+	rescaled  []storage.SubtaskState // all subtasks' states, checkpointed at another parallelism
 	preCommit func(uint64) ([]byte, func() error, error)
 	uploader  *uploader
 }
@@ -191,6 +195,12 @@ func (oc *OpContext) KeyGroups() statebackend.KeyGroupRange {
 	return statebackend.RangeForSubtask(oc.MaxParallelism, oc.Parallelism, oc.Index)
 }
 
+// SetKeySchema records the schema of the operator's key codec
+// (statebackend.SchemaOf) in the snapshots of its keyed state, so that
+// weir state export can decode keys. Keyed operators call it before
+// StateBackend.
+func (oc *OpContext) SetKeySchema(schema string) { oc.keySchema = schema }
+
 // StateBackend opens (once) the keyed state backend of this operator
 // subtask: a Pebble instance in STATE_DIR/operators/ESCAPED_UID/INDEX.
 func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
@@ -207,6 +217,8 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 		MaxParallelism: oc.MaxParallelism,
 		KeyGroups:      oc.KeyGroups(),
 		Changelog:      oc.Checkpointing(),
+		KeySchema:      oc.keySchema,
+		ValueCacheSize: oc.cacheSize,
 	}
 	var (
 		b   *statebackend.Backend
@@ -214,6 +226,8 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 	)
 	if oc.restore != nil && len(oc.restore.Files) > 0 {
 		b, err = oc.ckpt.restoreBackend(oc.ctx, oc, oc.restore, dir, opts)
+	} else if oc.rescaled != nil {
+		b, err = oc.ckpt.restoreRescaled(oc.ctx, oc, dir, opts)
 	} else {
 		b, err = statebackend.Open(dir, opts)
 	}

@@ -37,9 +37,10 @@ func (o OperatorCheck) Fails(allowUnclaimed bool) bool {
 
 // CheckCompatibility compares a job's plan with a checkpoint: every
 // operator of either, by UID, sorted. The checks: the max parallelism (the
-// number of key groups) is the job's; an operator with state runs at the
-// parallelism it was checkpointed at (rescaling is not built yet); state no
-// operator of the job claims is missing.
+// number of key groups) is the job's; an operator with state at another
+// parallelism than it was checkpointed at can be rescaled (a source only if
+// it supports it, see Node.NoRescale); state no operator of the job claims
+// is missing.
 func CheckCompatibility(p *Plan, maxParallelism int, m *storage.Manifest) []OperatorCheck {
 	byUID := map[string]*Node{}
 	for _, n := range p.Graph.Nodes {
@@ -65,8 +66,10 @@ func CheckCompatibility(p *Plan, maxParallelism int, m *storage.Manifest) []Oper
 			c.Verdict, c.Reason = Missing, "no state: nothing is lost"
 		case c.State && m.MaxParallelism != maxParallelism:
 			c.Verdict, c.Reason = Incompatible, fmt.Sprintf("checkpointed with max parallelism %d, the job has %d; it cannot change", m.MaxParallelism, maxParallelism)
+		case c.State && len(op.Subtasks) != p.Parallelism[n.ID] && n.NoRescale != "":
+			c.Verdict, c.Reason = Incompatible, fmt.Sprintf("checkpointed at parallelism %d, the job runs it at %d, and %s", len(op.Subtasks), p.Parallelism[n.ID], n.NoRescale)
 		case c.State && len(op.Subtasks) != p.Parallelism[n.ID]:
-			c.Verdict, c.Reason = Incompatible, fmt.Sprintf("checkpointed at parallelism %d, the job runs it at %d; rescaling is not supported yet", len(op.Subtasks), p.Parallelism[n.ID])
+			c.Verdict, c.Reason = Restorable, fmt.Sprintf("rescaled from parallelism %d to %d", len(op.Subtasks), p.Parallelism[n.ID])
 		default:
 			c.Verdict = Restorable
 		}

@@ -61,7 +61,7 @@ func decodeSourcePosition(b []byte, topic string, info weir.SubtaskInfo) (map[in
 	d := &wire{b: body[1:]}
 	p, idx := d.uvarint(), d.uvarint()
 	if int(p) != info.Parallelism || int(idx) != info.Index {
-		return nil, bad("taken by subtask %d of %d, restored into subtask %d of %d (rescaling a Kafka source is not supported yet)", idx, p, info.Index, info.Parallelism)
+		return nil, bad("taken by subtask %d of %d, restored into subtask %d of %d", idx, p, info.Index, info.Parallelism)
 	}
 	if t := string(d.bytes(int(d.uvarint()))); d.err != nil {
 		return nil, bad("truncated topic name")

@@ -169,7 +169,7 @@ type Source[T any] struct {
 	skipped atomic.Int64
 }
 
-var _ weir.RestorableSource[int] = (*Source[int])(nil)
+var _ weir.RescalableSource[int] = (*Source[int])(nil)
 
 // NewSource returns a source of topic's records, decoded by d.
 func NewSource[T any](conn Conn, topic string, d Deserializer[T], opts ...SourceOption) *Source[T] {
@@ -200,6 +200,31 @@ func (s *Source[T]) Restore(ctx context.Context, info weir.SubtaskInfo, position
 		return nil, err
 	}
 	return s.open(ctx, info, pos)
+}
+
+// RestoreRescaled implements weir.RescalableSource: the partitions are
+// assigned as at any start (partition i to subtask i mod parallelism), each
+// with the offset of the old subtask that read it.
+func (s *Source[T]) RestoreRescaled(ctx context.Context, info weir.SubtaskInfo, positions [][]byte) (weir.SourceReader[T], error) {
+	all := map[int32]partPosition{}
+	for j, b := range positions {
+		if len(b) == 0 {
+			continue
+		}
+		old := info
+		old.Index, old.Parallelism = j, len(positions)
+		pos, err := decodeSourcePosition(b, s.topic, old)
+		if err != nil {
+			return nil, err
+		}
+		for p, pp := range pos {
+			if _, dup := all[p]; dup {
+				return nil, fmt.Errorf("%w: topic %s: partition %d is in the positions of two subtasks", ErrPosition, s.topic, p)
+			}
+			all[p] = pp
+		}
+	}
+	return s.open(ctx, info, all)
 }
 
 func (s *Source[T]) open(ctx context.Context, info weir.SubtaskInfo, restored map[int32]partPosition) (weir.SourceReader[T], error) {

@@ -141,6 +141,7 @@ type keyed[K any] struct {
 }
 
 func (k *keyed[K]) open(oc *engine.OpContext, codec statebackend.Codec[K]) error {
+	oc.SetKeySchema(statebackend.SchemaOf(codec))
 	b, err := oc.StateBackend()
 	if err != nil {
 		return err

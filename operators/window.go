@@ -175,6 +175,9 @@ func newWindowAggregate[K, T, A, R, O any](codec statebackend.Codec[K], windows 
 		if w.accs, err = statebackend.NewValue(w.backend, w.ctx.scope.fullName("window"), ac); err != nil {
 			return nil, err
 		}
+		if err := w.compositeKeys("window", "timers"); err != nil {
+			return nil, err
+		}
 		return w, nil
 	}
 }
@@ -234,6 +237,21 @@ func (w *windowOp[K, T, A, R, O]) drop(v T) {
 			w.em.Emit(o)
 		}
 	}
+}
+
+// compositeKeys records that the named states are keyed by (key, window
+// end) (setComposite), for tools that decode state (weir state export).
+func (k *keyed[K]) compositeKeys(names ...string) error {
+	s := statebackend.SchemaOf(k.codec)
+	if s == "" {
+		return nil
+	}
+	for _, name := range names {
+		if err := k.backend.SetCurrentKeySchema(k.ctx.scope.fullName(name), "window("+s+")"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // setComposite makes (key, window end) the current key: the encoded key
@@ -527,6 +545,9 @@ func NewWindowProcess[K, T, R any](codec statebackend.Codec[K], windows Windows,
 		}
 		ic, _ := statebackend.CodecFor[int64]()
 		if w.count, err = statebackend.NewValue(w.backend, w.ctx.scope.fullName("count"), ic); err != nil {
+			return nil, err
+		}
+		if err := w.compositeKeys("records", "count", "timers"); err != nil {
 			return nil, err
 		}
 		return w, nil

@@ -145,8 +145,12 @@ func (s *jsonFilesSink[T]) Recover(_ context.Context, info weir.SubtaskInfo, pen
 			return fmt.Errorf("sinks: json files: subtask %d: recover: %w: description of subtask %d", info.Index, ErrPending, p.index)
 		}
 	}
+	// Output of checkpoints up to the restored one is committed and stays,
+	// also for a subtask that pre-committed nothing in it (a subtask added
+	// by a rescale may have committed files in an earlier run).
+	restored := max(p.checkpoint, info.RestoredCheckpoint)
 	wrap := func(err error) error {
-		return fmt.Errorf("sinks: json files: subtask %d: recover checkpoint %d: %w", info.Index, p.checkpoint, err)
+		return fmt.Errorf("sinks: json files: subtask %d: recover checkpoint %d: %w", info.Index, restored, err)
 	}
 	keep := map[string]bool{}
 	for _, f := range p.files {
@@ -166,7 +170,7 @@ func (s *jsonFilesSink[T]) Recover(_ context.Context, info weir.SubtaskInfo, pen
 		// Hidden files of later epochs are leftovers of failed attempts;
 		// committed ones belong to a checkpoint newer than the restored
 		// one (recovery fell back past it) and would duplicate the rerun.
-		if !ok || n.legacy || n.index != info.Index || n.epoch <= p.checkpoint || keep[e.Name()] {
+		if !ok || n.legacy || n.index != info.Index || n.epoch <= restored || keep[e.Name()] {
 			continue
 		}
 		if err := os.Remove(filepath.Join(s.dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -180,10 +184,10 @@ func (s *jsonFilesSink[T]) Recover(_ context.Context, info weir.SubtaskInfo, pen
 		}
 	}
 	s.mu.Lock()
-	s.mu.restored[info.Index] = p.checkpoint
+	s.mu.restored[info.Index] = restored
 	s.mu.Unlock()
 	if info.Logger != nil && committed+removed > 0 {
-		info.Logger.Info("recovered output", "dir", s.dir, "checkpoint", p.checkpoint, "committed", committed, "deleted", removed)
+		info.Logger.Info("recovered output", "dir", s.dir, "checkpoint", restored, "committed", committed, "deleted", removed)
 	}
 	return nil
 }

@@ -31,6 +31,7 @@ var ErrPosition = errors.New("sources: invalid position")
 //	sequence  Keys, records returned
 //	lines     file size, byte offset of the next line
 //	words     uint64(Seed), WordsPerLine, records returned
+//	lanes     a rescaled sequence or words (lanes.go)
 const positionVersion = 1
 
 type posKind byte
@@ -40,6 +41,7 @@ const (
 	posSequence
 	posLines
 	posWords
+	posLanes // a generator after a rescale, see lanes.go
 )
 
 func (k posKind) String() string {
@@ -52,6 +54,8 @@ func (k posKind) String() string {
 		return "lines"
 	case posWords:
 		return "words"
+	case posLanes:
+		return "lanes"
 	}
 	return fmt.Sprintf("unknown source kind %d", byte(k))
 }

@@ -70,27 +70,39 @@ func (s *sequenceSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.So
 }
 
 func (s *sequenceSource) open(info weir.SubtaskInfo) (*sequenceReader, error) {
+	return s.openLanes(info, []lane{{first: int64(info.Index), step: int64(info.Parallelism)}})
+}
+
+// openLanes opens a reader of the keys of lanes (see lanes.go; done counts
+// records, a round is one seq of every key of the lane).
+func (s *sequenceSource) openLanes(info weir.SubtaskInfo, lanes []lane) (*sequenceReader, error) {
 	if err := s.cfg.validate(); err != nil {
 		return nil, err
 	}
 	if err := checkInfo("sequence", info); err != nil {
 		return nil, err
 	}
-	keys, p, i := int64(s.cfg.Keys), int64(info.Parallelism), int64(info.Index)
-	mine := owned(keys, info.Index, info.Parallelism) // keys k with k % p == i
-	if mine > 0 && s.cfg.Count > math.MaxInt64/mine {
-		return nil, configErrorf("SequenceConfig: Keys*Count overflows int64 (Keys %d, Count %d)", s.cfg.Keys, s.cfg.Count)
+	keys := int64(s.cfg.Keys)
+	r := &sequenceReader{info: info, keys: keys, count: s.cfg.Count, now: time.Now}
+	var mine int64
+	for _, l := range lanes {
+		size := l.size(keys)
+		if size == 0 {
+			continue
+		}
+		mine += size
+		if s.cfg.Count > 0 && mine > math.MaxInt64/s.cfg.Count {
+			return nil, configErrorf("SequenceConfig: Keys*Count overflows int64 (Keys %d, Count %d)", s.cfg.Keys, s.cfg.Count)
+		}
+		if l.done < 0 || l.done > size*s.cfg.Count {
+			return nil, positionErrorf(posSequence, "%d records returned, but subtask %d of %d has only %d",
+				l.done, info.Index, info.Parallelism, size*s.cfg.Count)
+		}
+		r.lanes = append(r.lanes, seqLane{lane: l, size: size})
+		r.produced += l.done
 	}
-	r := &sequenceReader{
-		first: i,
-		step:  p,
-		keys:  keys,
-		owned: mine,
-		key:   i,
-		seq:   1,
-		total: mine * s.cfg.Count,
-		now:   time.Now,
-	}
+	r.total = mine * s.cfg.Count
+	r.base = r.produced
 	if s.cfg.Rate > 0 {
 		r.rate = s.cfg.Rate * float64(mine) / float64(keys)
 	}
@@ -104,41 +116,59 @@ func (s *sequenceSource) open(info weir.SubtaskInfo) (*sequenceReader, error) {
 // the restored reader paces from its first Read, without catching up on the
 // time the job was down.
 func (s *sequenceSource) Restore(_ context.Context, info weir.SubtaskInfo, position []byte) (weir.SourceReader[Seq], error) {
-	r, err := s.open(info)
-	if err != nil || len(position) == 0 {
-		return r, err
+	if len(position) == 0 {
+		return s.open(info)
 	}
-	f, err := decodePosition(posSequence, info, position, 2)
+	fp, lanes, err := decodeLanes(posSequence, info, position, 1)
 	if err != nil {
 		return nil, err
 	}
-	keys, produced := f[0], f[1]
+	if err := s.checkKeys(fp[0]); err != nil {
+		return nil, err
+	}
+	return s.openLanes(info, lanes)
+}
+
+// RestoreRescaled implements weir.RescalableSource: subtask i of the new
+// parallelism q continues every key k with k mod q == i from the seq its old
+// subtask had reached, as a fresh start at q would split the keys.
+func (s *sequenceSource) RestoreRescaled(_ context.Context, info weir.SubtaskInfo, positions [][]byte) (weir.SourceReader[Seq], error) {
+	fp, old, err := oldLanes(posSequence, info, positions, 1)
+	if err != nil {
+		return nil, err
+	}
+	if fp != nil {
+		if err := s.checkKeys(fp[0]); err != nil {
+			return nil, err
+		}
+	}
+	return s.openLanes(info, rescaleLanes(old, int64(s.cfg.Keys), info))
+}
+
+func (s *sequenceSource) checkKeys(keys uint64) error {
 	if keys != uint64(s.cfg.Keys) {
-		return nil, positionErrorf(posSequence, "position of a sequence of %d keys, source has %d", keys, s.cfg.Keys)
+		return positionErrorf(posSequence, "position of a sequence of %d keys, source has %d", keys, s.cfg.Keys)
 	}
-	if produced > uint64(r.total) {
-		return nil, positionErrorf(posSequence, "%d records returned, but subtask %d of %d has only %d",
-			produced, info.Index, info.Parallelism, r.total)
-	}
-	if n := int64(produced); n > 0 {
-		// Record number n (0-based) is key first+(n%owned)*step, seq n/owned+1.
-		r.key = r.first + n%r.owned*r.step
-		r.seq = n/r.owned + 1
-		r.produced, r.base = n, n
-	}
-	return r, nil
+	return nil
 }
 
 var (
-	_ weir.RestorableSource[Seq] = (*sequenceSource)(nil)
+	_ weir.RescalableSource[Seq] = (*sequenceSource)(nil)
 	_ weir.CheckpointedReader    = (*sequenceReader)(nil)
 )
 
+// seqLane is a lane of keys (see lanes.go): the next record is key
+// first+(done%size)*step, seq done/size+1.
+type seqLane struct {
+	lane
+	size int64 // keys in the lane
+}
+
 type sequenceReader struct {
-	first, step, keys int64 // this subtask's keys: first, first+step, ... < keys
-	owned             int64 // number of keys of this subtask
-	key, seq          int64 // next record
-	produced, total   int64 // records emitted so far and in all
+	info            weir.SubtaskInfo
+	keys, count     int64
+	lanes           []seqLane
+	produced, total int64 // records emitted so far and in all
 
 	rate  float64   // records per second for this subtask; 0 = unlimited
 	start time.Time // time of the first Read, when rate > 0
@@ -167,7 +197,7 @@ func (r *sequenceReader) Read(ctx context.Context, buf []Seq) ([]Seq, error) {
 		}
 	}
 	if n > 0 {
-		buf = r.fill(buf, int(n))
+		buf = r.fill(buf, n)
 	}
 	if r.produced == r.total {
 		return buf, io.EOF
@@ -175,23 +205,30 @@ func (r *sequenceReader) Read(ctx context.Context, buf []Seq) ([]Seq, error) {
 	return buf, nil
 }
 
-// fill appends the next n records to buf.
-func (r *sequenceReader) fill(buf []Seq, n int) []Seq {
-	l := len(buf)
-	buf = buf[:l+n]
-	out := buf[l:]
-	key, seq := r.key, r.seq
-	step, keys, first := r.step, r.keys, r.first
-	for j := range out {
-		out[j] = Seq{Key: key, Seq: seq}
-		key += step
-		if key >= keys {
-			key = first
-			seq++
+// fill appends the next n records to buf: seq-major, the lane with the
+// lowest seq first (lanes differ only after a rescale).
+func (r *sequenceReader) fill(buf []Seq, n int64) []Seq {
+	for n > 0 {
+		var l *seqLane
+		for i := range r.lanes {
+			c := &r.lanes[i]
+			if c.done < c.size*r.count && (l == nil || c.done/c.size < l.done/l.size) {
+				l = c
+			}
 		}
+		if l == nil {
+			break
+		}
+		m := min(n, l.size-l.done%l.size) // to the end of the round
+		key, seq := l.first+l.done%l.size*l.step, l.done/l.size+1
+		for range m {
+			buf = append(buf, Seq{Key: key, Seq: seq})
+			key += l.step
+		}
+		l.done += m
+		r.produced += m
+		n -= m
 	}
-	r.key, r.seq = key, seq
-	r.produced += int64(n)
 	return buf
 }
 
@@ -238,9 +275,17 @@ func (r *sequenceReader) dueAt(now time.Time) int64 {
 	return due
 }
 
-// Position returns the number of records returned so far (see Restore).
+// Position returns the number of records returned so far (see Restore), or
+// after a rescale, those of each lane.
 func (r *sequenceReader) Position() ([]byte, error) {
-	return encodePosition(posSequence, int(r.first), int(r.step), uint64(r.keys), uint64(r.produced)), nil
+	if l := r.lanes; len(l) == 1 && l[0].first == int64(r.info.Index) && l[0].step == int64(r.info.Parallelism) {
+		return encodePosition(posSequence, r.info.Index, r.info.Parallelism, uint64(r.keys), uint64(r.produced)), nil
+	}
+	lanes := make([]lane, len(r.lanes))
+	for i, l := range r.lanes {
+		lanes[i] = l.lane
+	}
+	return encodeLanes(posSequence, r.info, []uint64{uint64(r.keys)}, lanes), nil
 }
 
 func (r *sequenceReader) sleepTimer(ctx context.Context, d time.Duration) error {

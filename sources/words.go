@@ -68,6 +68,12 @@ func (s *wordsSource) Open(_ context.Context, info weir.SubtaskInfo) (weir.Sourc
 }
 
 func (s *wordsSource) open(info weir.SubtaskInfo) (*wordsReader, error) {
+	return s.openLanes(info, []lane{{first: int64(info.Index), step: int64(info.Parallelism)}})
+}
+
+// openLanes opens a reader of the lines of lanes (see lanes.go; done counts
+// lines, one round).
+func (s *wordsSource) openLanes(info weir.SubtaskInfo, lanes []lane) (*wordsReader, error) {
 	if err := s.cfg.validate(); err != nil {
 		return nil, err
 	}
@@ -75,71 +81,109 @@ func (s *wordsSource) open(info weir.SubtaskInfo) (*wordsReader, error) {
 		return nil, err
 	}
 	cfg := s.cfg.withDefaults()
-	return &wordsReader{
-		first: int64(info.Index),
-		next:  int64(info.Index),
-		step:  int64(info.Parallelism),
-		lines: cfg.Lines,
-		words: cfg.WordsPerLine,
-		seed:  uint64(cfg.Seed),
-	}, nil
+	r := &wordsReader{info: info, lines: cfg.Lines, words: cfg.WordsPerLine, seed: uint64(cfg.Seed)}
+	for _, l := range lanes {
+		size := l.size(r.lines)
+		if l.done < 0 || l.done > size {
+			return nil, positionErrorf(posWords, "%d lines returned, but subtask %d of %d has only %d", l.done, info.Index, info.Parallelism, size)
+		}
+		r.lanes = append(r.lanes, l)
+	}
+	return r, nil
 }
 
 // Restore opens subtask info.Index at a position returned by its reader's
 // Position; an empty position means the start. The position holds the number
 // of lines returned, Seed and WordsPerLine, which must not change; Lines may.
 func (s *wordsSource) Restore(_ context.Context, info weir.SubtaskInfo, position []byte) (weir.SourceReader[string], error) {
-	r, err := s.open(info)
-	if err != nil || len(position) == 0 {
-		return r, err
+	if len(position) == 0 {
+		return s.open(info)
 	}
-	f, err := decodePosition(posWords, info, position, 3)
+	fp, lanes, err := decodeLanes(posWords, info, position, 2)
 	if err != nil {
 		return nil, err
 	}
-	seed, words, returned := f[0], f[1], f[2]
-	if seed != r.seed || words != uint64(r.words) {
-		return nil, positionErrorf(posWords, "position of words with Seed %d and WordsPerLine %d, source has %d and %d",
-			int64(seed), words, int64(r.seed), r.words)
+	if err := s.checkFingerprint(fp); err != nil {
+		return nil, err
 	}
-	if max := owned(r.lines, info.Index, info.Parallelism); returned > uint64(max) {
-		return nil, positionErrorf(posWords, "%d lines returned, but subtask %d of %d has only %d", returned, info.Index, info.Parallelism, max)
+	return s.openLanes(info, lanes)
+}
+
+// RestoreRescaled implements weir.RescalableSource: subtask i of the new
+// parallelism q reads the lines n with n mod q == i that no old subtask
+// returned.
+func (s *wordsSource) RestoreRescaled(_ context.Context, info weir.SubtaskInfo, positions [][]byte) (weir.SourceReader[string], error) {
+	fp, old, err := oldLanes(posWords, info, positions, 2)
+	if err != nil {
+		return nil, err
 	}
-	r.next = r.first + int64(returned)*r.step
-	return r, nil
+	if fp != nil {
+		if err := s.checkFingerprint(fp); err != nil {
+			return nil, err
+		}
+	}
+	return s.openLanes(info, rescaleLanes(old, s.cfg.withDefaults().Lines, info))
+}
+
+func (s *wordsSource) checkFingerprint(fp []uint64) error {
+	cfg := s.cfg.withDefaults()
+	if seed, words := fp[0], fp[1]; seed != uint64(cfg.Seed) || words != uint64(cfg.WordsPerLine) {
+		return positionErrorf(posWords, "position of words with Seed %d and WordsPerLine %d, source has %d and %d",
+			int64(seed), words, cfg.Seed, cfg.WordsPerLine)
+	}
+	return nil
 }
 
 var (
-	_ weir.RestorableSource[string] = (*wordsSource)(nil)
+	_ weir.RescalableSource[string] = (*wordsSource)(nil)
 	_ weir.CheckpointedReader       = (*wordsReader)(nil)
 )
 
 type wordsReader struct {
-	first, next, step, lines int64
-	words                    int
-	seed                     uint64
-	line                     []byte
+	info  weir.SubtaskInfo
+	lanes []lane // lines first+done*step, ... < lines are still to read
+	lines int64
+	words int
+	seed  uint64
+	line  []byte
 }
 
-// Position returns the number of lines returned so far (see Restore).
+// Position returns the number of lines returned so far (see Restore), or
+// after a rescale, those of each lane.
 func (r *wordsReader) Position() ([]byte, error) {
-	returned := (r.next - r.first) / r.step
-	return encodePosition(posWords, int(r.first), int(r.step), r.seed, uint64(r.words), uint64(returned)), nil
+	fp := []uint64{r.seed, uint64(r.words)}
+	if l := r.lanes; len(l) == 1 && l[0].first == int64(r.info.Index) && l[0].step == int64(r.info.Parallelism) {
+		return encodePosition(posWords, r.info.Index, r.info.Parallelism, append(fp, uint64(l[0].done))...), nil
+	}
+	return encodeLanes(posWords, r.info, fp, r.lanes), nil
 }
 
 func (r *wordsReader) Read(ctx context.Context, buf []string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return buf, err
 	}
-	for n := space(buf); n > 0 && r.next < r.lines; n-- {
-		r.line = appendWordsLine(r.line[:0], r.seed, r.next, r.words)
+	for n := space(buf); n > 0; n-- {
+		// The lane with the lowest next line first.
+		var l *lane
+		for i := range r.lanes {
+			c := &r.lanes[i]
+			if c.done < c.size(r.lines) && (l == nil || c.first+c.done*c.step < l.first+l.done*l.step) {
+				l = c
+			}
+		}
+		if l == nil {
+			return buf, io.EOF
+		}
+		r.line = appendWordsLine(r.line[:0], r.seed, l.first+l.done*l.step, r.words)
 		buf = append(buf, string(r.line))
-		r.next += r.step
+		l.done++
 	}
-	if r.next >= r.lines {
-		return buf, io.EOF
+	for _, l := range r.lanes {
+		if l.done < l.size(r.lines) {
+			return buf, nil
+		}
 	}
-	return buf, nil
+	return buf, io.EOF
 }
 
 func (r *wordsReader) Close() error { return nil }

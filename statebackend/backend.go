@@ -90,6 +90,11 @@ type Options struct {
 	// log of the dirty cache entries.
 	MaxChangelogBytes int64
 
+	// KeySchema is the schema (SchemaOf) of the codec of the current key,
+	// the operator's key, recorded in snapshots so that tools without the
+	// job's Go types can decode keys (weir state export). Optional.
+	KeySchema string
+
 	// FS is the file system Pebble uses; nil means the operating system's.
 	// Tests pass vfs.NewMem() or an errorfs wrapper.
 	FS vfs.FS
@@ -153,6 +158,7 @@ type Backend struct {
 
 	maxParallelism int
 	keyGroups      KeyGroupRange
+	keySchema      string // Options.KeySchema
 
 	states map[string]*stateInfo
 	ids    map[uint32]*stateInfo
@@ -290,6 +296,7 @@ func (b *Backend) applyOptions(opts Options) (Options, error) {
 	}
 	b.maxParallelism = opts.MaxParallelism
 	b.keyGroups = opts.KeyGroups
+	b.keySchema = opts.KeySchema
 	if b.maxParallelism == 0 {
 		b.maxParallelism = DefaultMaxParallelism
 		if b.keyGroups == (KeyGroupRange{}) {

@@ -262,8 +262,9 @@ type replayOp struct {
 // pebble.DefaultMerger does) and written to Pebble once per key.
 //
 // Cached entries alias the logs' bytes (keys and values capped to their
-// length), which are never modified: no allocation per value.
-func (b *Backend) replayLogs(paths []string, cached map[uint32]bool) error {
+// length), which are never modified: no allocation per value. With keep,
+// operations on keys of other key groups are skipped (a rescaled restore).
+func (b *Backend) replayLogs(paths []string, cached map[uint32]bool, keep *KeyGroupRange) error {
 	var (
 		recs  [][]byte
 		total int
@@ -298,6 +299,9 @@ func (b *Backend) replayLogs(paths []string, cached map[uint32]bool) error {
 			}
 			if !ok {
 				break
+			}
+			if keep != nil && (len(k) < 2 || !keep.Contains(int(binary.BigEndian.Uint16(k)))) {
+				continue
 			}
 			if c != nil && len(k) >= 6 && cached[binary.BigEndian.Uint32(k[2:6])] {
 				err = c.replay(ops, &slab, kind, k, v)

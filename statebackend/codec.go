@@ -24,6 +24,31 @@ type Codec[T any] interface {
 	Fingerprint() string
 }
 
+// SchemaCodec is implemented by codecs that can describe their wire format,
+// so that a tool without the job's Go types (weir state export) can decode
+// the values they wrote (DecodeJSON). It is separate from Codec so that
+// codecs written for earlier versions keep compiling; a codec without a
+// schema is exported as raw bytes. Every codec of CodecFor implements it:
+//
+//   - the built-in codecs return their fingerprint ("int64/be",
+//     "float64/be-ordered", "string/raw", "bytes/raw", ...), which names the
+//     encoding exactly;
+//   - the general binary codec returns "bin1:" followed by the canonical
+//     schema of the type (see codec_binary.go), such as
+//     "bin1:struct{Name:str;Count:zz;}".
+type SchemaCodec interface {
+	Schema() string
+}
+
+// SchemaOf returns the schema of codec c, or "" if c does not implement
+// SchemaCodec.
+func SchemaOf(c any) string {
+	if s, ok := c.(SchemaCodec); ok {
+		return s.Schema()
+	}
+	return ""
+}
+
 // ErrUnsupportedType is returned (wrapped, with the type and field named) by
 // CodecFor for a type it cannot encode.
 var ErrUnsupportedType = errors.New("statebackend: unsupported type")
@@ -145,6 +170,8 @@ func (boolCodec[T]) Decode(src []byte) (T, error) {
 
 func (boolCodec[T]) Fingerprint() string { return "bool/1" }
 
+func (boolCodec[T]) Schema() string { return "bool/1" }
+
 type int8Codec[T any] struct{}
 
 func (int8Codec[T]) Append(dst []byte, v T) []byte {
@@ -160,6 +187,8 @@ func (int8Codec[T]) Decode(src []byte) (T, error) {
 }
 
 func (int8Codec[T]) Fingerprint() string { return "int8/be" }
+
+func (int8Codec[T]) Schema() string { return "int8/be" }
 
 type int16Codec[T any] struct{}
 
@@ -177,6 +206,8 @@ func (int16Codec[T]) Decode(src []byte) (T, error) {
 
 func (int16Codec[T]) Fingerprint() string { return "int16/be" }
 
+func (int16Codec[T]) Schema() string { return "int16/be" }
+
 type int32Codec[T any] struct{}
 
 func (int32Codec[T]) Append(dst []byte, v T) []byte {
@@ -193,6 +224,8 @@ func (int32Codec[T]) Decode(src []byte) (T, error) {
 
 func (int32Codec[T]) Fingerprint() string { return "int32/be" }
 
+func (int32Codec[T]) Schema() string { return "int32/be" }
+
 type int64Codec[T any] struct{}
 
 func (int64Codec[T]) Append(dst []byte, v T) []byte {
@@ -208,6 +241,8 @@ func (int64Codec[T]) Decode(src []byte) (T, error) {
 }
 
 func (int64Codec[T]) Fingerprint() string { return "int64/be" }
+
+func (int64Codec[T]) Schema() string { return "int64/be" }
 
 // intCodec encodes int as 8 bytes on every platform, so state moves between
 // 32- and 64-bit machines (decoding a value beyond 32 bits on a 32-bit
@@ -232,6 +267,8 @@ func (intCodec[T]) Decode(src []byte) (T, error) {
 
 func (intCodec[T]) Fingerprint() string { return "int64/be" }
 
+func (intCodec[T]) Schema() string { return "int64/be" }
+
 type uint8Codec[T any] struct{}
 
 func (uint8Codec[T]) Append(dst []byte, v T) []byte { return append(dst, as[uint8](&v)) }
@@ -245,6 +282,8 @@ func (uint8Codec[T]) Decode(src []byte) (T, error) {
 }
 
 func (uint8Codec[T]) Fingerprint() string { return "uint8/be" }
+
+func (uint8Codec[T]) Schema() string { return "uint8/be" }
 
 type uint16Codec[T any] struct{}
 
@@ -262,6 +301,8 @@ func (uint16Codec[T]) Decode(src []byte) (T, error) {
 
 func (uint16Codec[T]) Fingerprint() string { return "uint16/be" }
 
+func (uint16Codec[T]) Schema() string { return "uint16/be" }
+
 type uint32Codec[T any] struct{}
 
 func (uint32Codec[T]) Append(dst []byte, v T) []byte {
@@ -278,6 +319,8 @@ func (uint32Codec[T]) Decode(src []byte) (T, error) {
 
 func (uint32Codec[T]) Fingerprint() string { return "uint32/be" }
 
+func (uint32Codec[T]) Schema() string { return "uint32/be" }
+
 type uint64Codec[T any] struct{}
 
 func (uint64Codec[T]) Append(dst []byte, v T) []byte {
@@ -293,6 +336,8 @@ func (uint64Codec[T]) Decode(src []byte) (T, error) {
 }
 
 func (uint64Codec[T]) Fingerprint() string { return "uint64/be" }
+
+func (uint64Codec[T]) Schema() string { return "uint64/be" }
 
 // uintCodec encodes uint as 8 bytes on every platform (see intCodec).
 type uintCodec[T any] struct{}
@@ -314,6 +359,8 @@ func (uintCodec[T]) Decode(src []byte) (T, error) {
 }
 
 func (uintCodec[T]) Fingerprint() string { return "uint64/be" }
+
+func (uintCodec[T]) Schema() string { return "uint64/be" }
 
 // Order-preserving float encoding: for positive numbers (sign bit clear) set
 // the sign bit; for negative numbers invert all bits. The mapping is a
@@ -365,6 +412,8 @@ func (float32Codec[T]) Decode(src []byte) (T, error) {
 
 func (float32Codec[T]) Fingerprint() string { return "float32/be-ordered" }
 
+func (float32Codec[T]) Schema() string { return "float32/be-ordered" }
+
 type float64Codec[T any] struct{}
 
 func (float64Codec[T]) Append(dst []byte, v T) []byte {
@@ -381,6 +430,8 @@ func (float64Codec[T]) Decode(src []byte) (T, error) {
 
 func (float64Codec[T]) Fingerprint() string { return "float64/be-ordered" }
 
+func (float64Codec[T]) Schema() string { return "float64/be-ordered" }
+
 type stringCodec[T any] struct{}
 
 func (stringCodec[T]) Append(dst []byte, v T) []byte { return append(dst, as[string](&v)...) }
@@ -388,6 +439,8 @@ func (stringCodec[T]) Append(dst []byte, v T) []byte { return append(dst, as[str
 func (stringCodec[T]) Decode(src []byte) (T, error) { return from[T](string(src)), nil }
 
 func (stringCodec[T]) Fingerprint() string { return "string/raw" }
+
+func (stringCodec[T]) Schema() string { return "string/raw" }
 
 // bytesCodec decodes an empty encoding as an empty, non-nil slice.
 type bytesCodec[T any] struct{}
@@ -399,3 +452,5 @@ func (bytesCodec[T]) Decode(src []byte) (T, error) {
 }
 
 func (bytesCodec[T]) Fingerprint() string { return "bytes/raw" }
+
+func (bytesCodec[T]) Schema() string { return "bytes/raw" }

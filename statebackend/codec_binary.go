@@ -48,11 +48,15 @@ type decFunc func(src []byte, p unsafe.Pointer) ([]byte, error)
 // typeCodec is the compiled codec of one Go type. enc and dec are set once
 // compilation finishes; recursive types reach them through the pointer.
 type typeCodec struct {
-	typ     reflect.Type
-	enc     encFunc
-	dec     decFunc
-	desc    string // canonical schema, the input of the fingerprint
-	minSize int    // minimal encoded size, to reject absurd lengths
+	typ  reflect.Type
+	enc  encFunc
+	dec  decFunc
+	desc string // canonical schema, the input of the fingerprint
+	// schema is desc with int8 told from uint8 ("i8" where desc has
+	// "byte"): what DecodeJSON reads. desc cannot change (it would change
+	// every fingerprint), so the two are kept side by side.
+	schema  string
+	minSize int // minimal encoded size, to reject absurd lengths
 	fp      string
 }
 
@@ -96,14 +100,15 @@ func (c *compiler) compile(t reflect.Type, path string) (*typeCodec, error) {
 		// Recursive type: bind late through the pointer.
 		tc := c.stack[i]
 		return &typeCodec{
-			typ:  t,
-			enc:  func(dst []byte, p unsafe.Pointer) []byte { return tc.enc(dst, p) },
-			dec:  func(src []byte, p unsafe.Pointer) ([]byte, error) { return tc.dec(src, p) },
-			desc: "@" + strconv.Itoa(i),
+			typ:    t,
+			enc:    func(dst []byte, p unsafe.Pointer) []byte { return tc.enc(dst, p) },
+			dec:    func(src []byte, p unsafe.Pointer) ([]byte, error) { return tc.dec(src, p) },
+			desc:   "@" + strconv.Itoa(i),
+			schema: "@" + strconv.Itoa(i),
 		}, nil
 	}
 	if t == timeType {
-		return &typeCodec{typ: t, enc: encTime, dec: decTime, desc: "time", minSize: 3}, nil
+		return &typeCodec{typ: t, enc: encTime, dec: decTime, desc: "time", schema: "time", minSize: 3}, nil
 	}
 	pt := reflect.PointerTo(t)
 	if t.Kind() != reflect.Pointer && t.Kind() != reflect.Interface &&
@@ -113,28 +118,30 @@ func (c *compiler) compile(t reflect.Type, path string) (*typeCodec, error) {
 	var compose func(reflect.Type, string) (*typeCodec, error)
 	switch t.Kind() {
 	case reflect.Bool:
-		return &typeCodec{typ: t, enc: encBool, dec: decBool, desc: "bool", minSize: 1}, nil
-	case reflect.Int8, reflect.Uint8:
-		return &typeCodec{typ: t, enc: encByte, dec: decByte, desc: "byte", minSize: 1}, nil
+		return &typeCodec{typ: t, enc: encBool, dec: decBool, desc: "bool", schema: "bool", minSize: 1}, nil
+	case reflect.Int8:
+		return &typeCodec{typ: t, enc: encByte, dec: decByte, desc: "byte", schema: "i8", minSize: 1}, nil
+	case reflect.Uint8:
+		return &typeCodec{typ: t, enc: encByte, dec: decByte, desc: "byte", schema: "byte", minSize: 1}, nil
 	case reflect.Int, reflect.Int16, reflect.Int32, reflect.Int64:
 		enc, dec := varintFuncs(t.Kind())
-		return &typeCodec{typ: t, enc: enc, dec: dec, desc: "zz", minSize: 1}, nil
+		return &typeCodec{typ: t, enc: enc, dec: dec, desc: "zz", schema: "zz", minSize: 1}, nil
 	case reflect.Uint, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
 		enc, dec := uvarintFuncs(t.Kind())
-		return &typeCodec{typ: t, enc: enc, dec: dec, desc: "uv", minSize: 1}, nil
+		return &typeCodec{typ: t, enc: enc, dec: dec, desc: "uv", schema: "uv", minSize: 1}, nil
 	case reflect.Float32:
-		return &typeCodec{typ: t, enc: encF32, dec: decF32, desc: "f32", minSize: 4}, nil
+		return &typeCodec{typ: t, enc: encF32, dec: decF32, desc: "f32", schema: "f32", minSize: 4}, nil
 	case reflect.Float64:
-		return &typeCodec{typ: t, enc: encF64, dec: decF64, desc: "f64", minSize: 8}, nil
+		return &typeCodec{typ: t, enc: encF64, dec: decF64, desc: "f64", schema: "f64", minSize: 8}, nil
 	case reflect.Complex64:
-		return &typeCodec{typ: t, enc: encC64, dec: decC64, desc: "c64", minSize: 8}, nil
+		return &typeCodec{typ: t, enc: encC64, dec: decC64, desc: "c64", schema: "c64", minSize: 8}, nil
 	case reflect.Complex128:
-		return &typeCodec{typ: t, enc: encC128, dec: decC128, desc: "c128", minSize: 16}, nil
+		return &typeCodec{typ: t, enc: encC128, dec: decC128, desc: "c128", schema: "c128", minSize: 16}, nil
 	case reflect.String:
-		return &typeCodec{typ: t, enc: encString, dec: decString, desc: "str", minSize: 1}, nil
+		return &typeCodec{typ: t, enc: encString, dec: decString, desc: "str", schema: "str", minSize: 1}, nil
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return &typeCodec{typ: t, enc: encBytes, dec: decBytes, desc: "bytes", minSize: 1}, nil
+			return &typeCodec{typ: t, enc: encBytes, dec: decBytes, desc: "bytes", schema: "bytes", minSize: 1}, nil
 		}
 		compose = c.compileSlice
 	case reflect.Array:
@@ -170,8 +177,9 @@ func (c *compiler) compileStruct(t reflect.Type, path string) (*typeCodec, error
 		tc  *typeCodec
 	}
 	var fields []field
-	var desc strings.Builder
+	var desc, schema strings.Builder
 	desc.WriteString("struct{")
+	schema.WriteString("struct{")
 	unexported := 0
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
@@ -189,12 +197,15 @@ func (c *compiler) compileStruct(t reflect.Type, path string) (*typeCodec, error
 		fields = append(fields, field{off: f.Offset, tc: ftc})
 		tc.minSize += ftc.minSize
 		fmt.Fprintf(&desc, "%s:%s;", f.Name, ftc.desc)
+		fmt.Fprintf(&schema, "%s:%s;", f.Name, ftc.schema)
 	}
 	desc.WriteString("}")
+	schema.WriteString("}")
 	if len(fields) == 0 && unexported > 0 {
 		return nil, fmt.Errorf("%w %s at %s: struct has only unexported fields (they would be lost)", ErrUnsupportedType, t, path)
 	}
 	tc.desc = desc.String()
+	tc.schema = schema.String()
 	tc.enc = func(dst []byte, p unsafe.Pointer) []byte {
 		for i := range fields {
 			dst = fields[i].tc.enc(dst, unsafe.Add(p, fields[i].off))
@@ -226,7 +237,7 @@ func (c *compiler) compileSlice(t reflect.Type, path string) (*typeCodec, error)
 		return nil, err
 	}
 	size := et.Size()
-	tc := &typeCodec{typ: t, desc: "[]" + etc.desc, minSize: 1}
+	tc := &typeCodec{typ: t, desc: "[]" + etc.desc, schema: "[]" + etc.schema, minSize: 1}
 	tc.enc = func(dst []byte, p unsafe.Pointer) []byte {
 		s := (*sliceHeader)(p)
 		if s.data == nil {
@@ -261,7 +272,7 @@ func (c *compiler) compileArray(t reflect.Type, path string) (*typeCodec, error)
 	et := t.Elem()
 	n := t.Len()
 	if et.Kind() == reflect.Uint8 {
-		tc := &typeCodec{typ: t, desc: fmt.Sprintf("[%d]byte", n), minSize: n}
+		tc := &typeCodec{typ: t, desc: fmt.Sprintf("[%d]byte", n), schema: fmt.Sprintf("[%d]byte", n), minSize: n}
 		tc.enc = func(dst []byte, p unsafe.Pointer) []byte {
 			return append(dst, unsafe.Slice((*byte)(p), n)...)
 		}
@@ -279,7 +290,7 @@ func (c *compiler) compileArray(t reflect.Type, path string) (*typeCodec, error)
 		return nil, err
 	}
 	size := et.Size()
-	tc := &typeCodec{typ: t, desc: fmt.Sprintf("[%d]%s", n, etc.desc), minSize: n * etc.minSize}
+	tc := &typeCodec{typ: t, desc: fmt.Sprintf("[%d]%s", n, etc.desc), schema: fmt.Sprintf("[%d]%s", n, etc.schema), minSize: n * etc.minSize}
 	tc.enc = func(dst []byte, p unsafe.Pointer) []byte {
 		for i := 0; i < n; i++ {
 			dst = etc.enc(dst, unsafe.Add(p, uintptr(i)*size))
@@ -315,7 +326,7 @@ func (c *compiler) compileMap(t reflect.Type, path string) (*typeCodec, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &typeCodec{typ: t, desc: "map[" + ktc.desc + "]" + vtc.desc, minSize: 1}
+	tc := &typeCodec{typ: t, desc: "map[" + ktc.desc + "]" + vtc.desc, schema: "map[" + ktc.schema + "]" + vtc.schema, minSize: 1}
 	tc.enc = func(dst []byte, p unsafe.Pointer) []byte {
 		m := reflect.NewAt(t, p).Elem()
 		if m.IsNil() {
@@ -383,7 +394,7 @@ func (c *compiler) compilePointer(t reflect.Type, path string) (*typeCodec, erro
 	if err != nil {
 		return nil, err
 	}
-	tc := &typeCodec{typ: t, desc: "*" + etc.desc, minSize: 1}
+	tc := &typeCodec{typ: t, desc: "*" + etc.desc, schema: "*" + etc.schema, minSize: 1}
 	tc.enc = func(dst []byte, p unsafe.Pointer) []byte {
 		q := *(*unsafe.Pointer)(p)
 		if q == nil {
@@ -416,7 +427,7 @@ func (c *compiler) compilePointer(t reflect.Type, path string) (*typeCodec, erro
 
 func compileMarshaler(t reflect.Type) *typeCodec {
 	appender := reflect.PointerTo(t).Implements(binaryAppenderType)
-	tc := &typeCodec{typ: t, desc: "bin(" + t.String() + ")", minSize: 1}
+	tc := &typeCodec{typ: t, desc: "bin(" + t.String() + ")", schema: "bin(" + t.String() + ")", minSize: 1}
 	tc.enc = func(dst []byte, p unsafe.Pointer) []byte {
 		v := reflect.NewAt(t, p).Interface()
 		if appender {
@@ -763,3 +774,6 @@ func (c *binaryCodec[T]) Decode(src []byte) (T, error) {
 }
 
 func (c *binaryCodec[T]) Fingerprint() string { return c.tc.fp }
+
+// Schema returns "bin1:" and the canonical schema of T (SchemaCodec).
+func (c *binaryCodec[T]) Schema() string { return "bin1:" + c.tc.schema }

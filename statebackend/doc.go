@@ -195,6 +195,11 @@
 // A codec's Fingerprint describes its encoding ("int64/be", "bin1/<hash of
 // the schema>"); registering a state name again with another kind or codec
 // fails, and snapshot code stores Backend.States to check restored state.
+// A codec's Schema (SchemaCodec: every codec of CodecFor, optional for
+// others) describes its wire format; snapshots record the schemas of every
+// state's codecs and of the operator's key (Options.KeySchema), from which
+// ParseSchema and Schema.AppendJSON decode stored bytes into JSON without
+// the job's Go types (schema.go, weir state export).
 //
 // The general codec was chosen by measurement (codec_bench_test.go, a
 // Nexmark bid of 7 fields): encode 112 ns / 1 alloc, decode 167 ns / 3

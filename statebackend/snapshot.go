@@ -43,6 +43,9 @@ type snapshotMeta struct {
 	// (changelog.go). Empty: the Pebble files hold the whole state.
 	Base      uint64   `json:"base,omitempty"`
 	Changelog []string `json:"changelog,omitempty"`
+	// KeySchema is Options.KeySchema: the schema of the current key, for
+	// tools that decode state (weir state export).
+	KeySchema string `json:"key_schema,omitempty"`
 }
 
 // snapshotMetaVersion 2 added Base and Changelog; version 1 is read too.
@@ -239,6 +242,7 @@ func (b *Backend) Snapshot(checkpoint uint64) (*Snapshot, error) {
 			MaxParallelism: b.maxParallelism,
 			KeyGroups:      b.keyGroups,
 			States:         b.snapshotStates(),
+			KeySchema:      b.keySchema,
 		},
 		done:        make(chan struct{}),
 		materialize: b.materializes(),
@@ -555,26 +559,8 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 	} else if len(names) > 0 {
 		return nil, fmt.Errorf("statebackend: restore into %q: directory is not empty", dir)
 	}
-	files, err := listFiles(fs, checkpointDir)
-	if err != nil {
+	if err := linkPebbleFiles(fs, checkpointDir, dir); err != nil {
 		return nil, err
-	}
-	for _, f := range files {
-		if f.Name == SnapshotMetaFile || isLog(f.Name) {
-			continue
-		}
-		src, dst := fs.PathJoin(checkpointDir, f.Name), fs.PathJoin(dir, f.Name)
-		if f.Kind == FileShared {
-			err = vfs.LinkOrCopy(fs, src, dst)
-		} else {
-			err = vfs.Copy(fs, src, dst)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("statebackend: restore %q into %q: %w", src, dir, err)
-		}
-	}
-	if err := syncDir(fs, dir); err != nil {
-		return nil, fmt.Errorf("statebackend: restore into %q: %w", dir, err)
 	}
 	// Compactions wait until the logs are replayed (see compactionGate).
 	b, err := open(dir, opts, true)
@@ -583,19 +569,16 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 	}
 	defer b.compactions.openGate()
 	if len(meta.Changelog) > 0 {
-		paths := make([]string, len(meta.Changelog))
-		for i, name := range meta.Changelog {
-			if !isLog(name) || fs.PathBase(name) != name {
-				_ = b.Close()
-				return nil, fmt.Errorf("statebackend: %q: %s lists %q, not a change log", checkpointDir, SnapshotMetaFile, name)
-			}
-			paths[i] = fs.PathJoin(checkpointDir, name)
+		paths, err := logPaths(fs, checkpointDir, meta)
+		if err != nil {
+			_ = b.Close()
+			return nil, err
 		}
 		cached := map[uint32]bool{}
 		for _, si := range meta.States {
 			cached[si.ID] = si.Kind == KindValue || si.Kind == KindReducing
 		}
-		if err := b.replayLogs(paths, cached); err != nil {
+		if err := b.replayLogs(paths, cached, nil); err != nil {
 			_ = b.Close()
 			return nil, fmt.Errorf("statebackend: restore %q: %w", checkpointDir, err)
 		}
@@ -611,6 +594,46 @@ func OpenFromCheckpoint(dir, checkpointDir string, opts Options) (*Backend, erro
 		b.restored[si.Name] = si
 	}
 	return b, nil
+}
+
+// logPaths returns the paths of the change logs that meta lists in dir.
+func logPaths(fs vfs.FS, dir string, meta *snapshotMeta) ([]string, error) {
+	paths := make([]string, len(meta.Changelog))
+	for i, name := range meta.Changelog {
+		if !isLog(name) || fs.PathBase(name) != name {
+			return nil, fmt.Errorf("statebackend: %q: %s lists %q, not a change log", dir, SnapshotMetaFile, name)
+		}
+		paths[i] = fs.PathJoin(dir, name)
+	}
+	return paths, nil
+}
+
+// linkPebbleFiles puts the Pebble files of the checkpoint directory src into
+// the empty directory dir: tables linked (they are immutable and the
+// checkpoint stays valid), the MANIFEST and other private files copied.
+func linkPebbleFiles(fs vfs.FS, src, dir string) error {
+	files, err := listFiles(fs, src)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		if f.Name == SnapshotMetaFile || isLog(f.Name) {
+			continue
+		}
+		from, to := fs.PathJoin(src, f.Name), fs.PathJoin(dir, f.Name)
+		if f.Kind == FileShared {
+			err = vfs.LinkOrCopy(fs, from, to)
+		} else {
+			err = vfs.Copy(fs, from, to)
+		}
+		if err != nil {
+			return fmt.Errorf("statebackend: restore %q into %q: %w", from, dir, err)
+		}
+	}
+	if err := syncDir(fs, dir); err != nil {
+		return fmt.Errorf("statebackend: restore into %q: %w", dir, err)
+	}
+	return nil
 }
 
 // RestoredStates returns the states stored in the snapshot the backend was

@@ -47,6 +47,17 @@ type StateInfo struct {
 	KeyFingerprint string
 	// ValueFingerprint is the value (or element) codec's fingerprint.
 	ValueFingerprint string
+	// KeySchema and ValueSchema are the schemas (SchemaOf) of the map key
+	// and value codecs, "" for a codec without one: what weir state export
+	// decodes stored values with. They play no part in compatibility
+	// checks, and snapshots written before they existed lack them.
+	KeySchema   string `json:",omitempty"`
+	ValueSchema string `json:",omitempty"`
+	// CurrentKeySchema, if set, is the schema of this state's current keys
+	// where they are not the operator's key (Options.KeySchema): the window
+	// operators key some states by (key, window end). See
+	// SetCurrentKeySchema.
+	CurrentKeySchema string `json:",omitempty"`
 }
 
 // StateID returns the id that a state named name has in stored keys: the high
@@ -58,8 +69,9 @@ func StateID(name string) uint32 {
 type stateInfo struct{ StateInfo }
 
 // register records a state, or returns the earlier registration of the same
-// name if it is compatible.
-func (b *Backend) register(name string, kind StateKind, keyFP, valueFP string) (*stateInfo, error) {
+// name if it is compatible. kc and vc are the codecs (kc nil but for map
+// state), whose schemas are recorded.
+func (b *Backend) register(name string, kind StateKind, keyFP, valueFP string, kc, vc any) (*stateInfo, error) {
 	if b == nil {
 		return nil, errors.New("statebackend: nil Backend")
 	}
@@ -85,7 +97,8 @@ func (b *Backend) register(name string, kind StateKind, keyFP, valueFP string) (
 		return nil, fmt.Errorf("%w: state names %q and %q have the same id %08x; rename one",
 			ErrIncompatibleState, other.Name, name, id)
 	}
-	si := &stateInfo{StateInfo{Name: name, ID: id, Kind: kind, KeyFingerprint: keyFP, ValueFingerprint: valueFP}}
+	si := &stateInfo{StateInfo{Name: name, ID: id, Kind: kind, KeyFingerprint: keyFP, ValueFingerprint: valueFP,
+		KeySchema: SchemaOf(kc), ValueSchema: SchemaOf(vc)}}
 	b.states[name] = si
 	b.ids[id] = si
 	return si, nil
@@ -100,6 +113,18 @@ func describe(kind StateKind, keyFP, valueFP string) string {
 
 func (si *stateInfo) describe() string {
 	return describe(si.Kind, si.KeyFingerprint, si.ValueFingerprint)
+}
+
+// SetCurrentKeySchema records that the current keys of the registered state
+// name are described by schema (DecodeKeyJSON), not by Options.KeySchema.
+// Only tools read it; it changes nothing in how state is stored.
+func (b *Backend) SetCurrentKeySchema(name, schema string) error {
+	si, ok := b.states[name]
+	if !ok {
+		return fmt.Errorf("statebackend: set current key schema: no state %q is registered", name)
+	}
+	si.CurrentKeySchema = schema
+	return nil
 }
 
 // States returns the registered states, sorted by name.
@@ -140,7 +165,7 @@ func NewValue[V any](b *Backend, name string, c Codec[V]) (*Value[V], error) {
 	if err := checkCodec(c, "value"); err != nil {
 		return nil, err
 	}
-	si, err := b.register(name, KindValue, "", c.Fingerprint())
+	si, err := b.register(name, KindValue, "", c.Fingerprint(), nil, c)
 	if err != nil {
 		return nil, err
 	}
@@ -233,7 +258,7 @@ func NewMap[K, V any](b *Backend, name string, kc Codec[K], vc Codec[V]) (*Map[K
 	if err := checkCodec(vc, "map value"); err != nil {
 		return nil, err
 	}
-	si, err := b.register(name, KindMap, kc.Fingerprint(), vc.Fingerprint())
+	si, err := b.register(name, KindMap, kc.Fingerprint(), vc.Fingerprint(), kc, vc)
 	if err != nil {
 		return nil, err
 	}
@@ -393,7 +418,7 @@ func NewList[V any](b *Backend, name string, c Codec[V]) (*List[V], error) {
 	if err := checkCodec(c, "list element"); err != nil {
 		return nil, err
 	}
-	si, err := b.register(name, KindList, "", c.Fingerprint())
+	si, err := b.register(name, KindList, "", c.Fingerprint(), nil, c)
 	if err != nil {
 		return nil, err
 	}
@@ -516,7 +541,7 @@ func NewReducing[V any](b *Backend, name string, c Codec[V], reduce func(acc, v 
 	if reduce == nil {
 		return nil, errors.New("statebackend: nil reduce function")
 	}
-	si, err := b.register(name, KindReducing, "", c.Fingerprint())
+	si, err := b.register(name, KindReducing, "", c.Fingerprint(), nil, c)
 	if err != nil {
 		return nil, err
 	}

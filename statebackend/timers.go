@@ -44,7 +44,7 @@ type Timers struct {
 
 // NewTimers registers the timer service name.
 func NewTimers(b *Backend, name string) (*Timers, error) {
-	si, err := b.register(name, KindTimers, "", "time-be64/key")
+	si, err := b.register(name, KindTimers, "", "time-be64/key", nil, nil)
 	if err != nil {
 		return nil, err
 	}

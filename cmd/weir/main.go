@@ -6,12 +6,15 @@
 //	weir checkpoints verify DIR      check every checksum and reference; exit 1 naming damaged files
 //	weir checkpoints gc DIR [--retain N] [--grace D] [--dry-run]
 //	                                 delete what no retained checkpoint references, saying why
+//	weir state export PATH --operator UID --out FILE.parquet
+//	                                 an operator's keyed state as a Parquet file
 //
 // Exit codes: 0 ok, 1 damage found or an operation failed, 2 bad usage.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +25,7 @@ import (
 	"time"
 
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/internal/stateexport"
 	"github.com/weirstream/weir/storage"
 )
 
@@ -43,6 +47,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return engine.ExitOK
 	case "checkpoints":
 		return checkpoints(ctx, args[1:], stdout, stderr)
+	case "state":
+		return state(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "weir: unknown command %q\n", args[0])
 	usage(stderr)
@@ -65,6 +71,11 @@ Commands:
                                 are older than D (default 1h). --dry-run lists what it would
                                 delete and why. Run it on a directory no job is writing, or
                                 with N at least the job's --checkpoint-retain.
+  state export PATH --operator UID --out FILE.parquet
+                                write operator UID's keyed state in the checkpoint PATH (DIR/chk-ID,
+                                or DIR for its newest valid checkpoint; s3:// too) as Parquet, one
+                                row per entry: key_group, key, state, kind, map_key, timestamp and
+                                value, keys and values as JSON (read it with DuckDB or pandas)
   help                          print this help
 `)
 }
@@ -93,8 +104,7 @@ func checkpoints(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	// An s3://bucket/prefix directory is reached as a job binary reaches
 	// it: WEIR_S3_ENDPOINT, WEIR_S3_REGION, WEIR_S3_PATH_STYLE, and the
 	// AWS SDK's credentials.
-	pathStyle, _ := strconv.ParseBool(os.Getenv("WEIR_S3_PATH_STYLE"))
-	store, err := storage.OpenDir(ctx, dir, storage.S3Config{Endpoint: os.Getenv("WEIR_S3_ENDPOINT"), Region: os.Getenv("WEIR_S3_REGION"), PathStyle: pathStyle})
+	store, err := storage.OpenDir(ctx, dir, s3Config())
 	if err != nil {
 		fmt.Fprintf(stderr, "weir: %v\n", err)
 		return engine.ExitFailed
@@ -282,5 +292,86 @@ func gc(ctx context.Context, store storage.BlobStore, f *gcFlags, stdout, stderr
 		return engine.ExitFailed
 	}
 	fmt.Fprintf(stdout, "deleted %d objects, %d bytes\n", n, bytes)
+	return engine.ExitOK
+}
+
+func s3Config() storage.S3Config {
+	pathStyle, _ := strconv.ParseBool(os.Getenv("WEIR_S3_PATH_STYLE"))
+	return storage.S3Config{Endpoint: os.Getenv("WEIR_S3_ENDPOINT"), Region: os.Getenv("WEIR_S3_REGION"), PathStyle: pathStyle}
+}
+
+const stateUsage = "weir: usage: weir state export PATH --operator UID --out FILE.parquet"
+
+// state is weir state export PATH --operator UID --out FILE: flags may come
+// before or after PATH.
+func state(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "export" {
+		fmt.Fprintln(stderr, stateUsage)
+		return engine.ExitUsage
+	}
+	var uid, out string
+	fs := flag.NewFlagSet("state export", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&uid, "operator", "", "the operator's UID")
+	fs.StringVar(&out, "out", "", "the Parquet file to write")
+	var pos []string
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			fmt.Fprintf(stderr, "weir: state export: %v\n%s\n", err, stateUsage)
+			return engine.ExitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	switch {
+	case len(pos) != 1:
+		fmt.Fprintf(stderr, "weir: state export: want one checkpoint PATH, got %d\n%s\n", len(pos), stateUsage)
+		return engine.ExitUsage
+	case uid == "":
+		fmt.Fprintf(stderr, "weir: state export: --operator UID is required (weir checkpoints inspect DIR ID lists the operators)\n")
+		return engine.ExitUsage
+	case out == "":
+		fmt.Fprintf(stderr, "weir: state export: --out FILE.parquet is required\n")
+		return engine.ExitUsage
+	}
+	path := pos[0]
+	if !strings.HasPrefix(path, "s3://") {
+		if fi, err := os.Stat(path); err != nil || !fi.IsDir() {
+			fmt.Fprintf(stderr, "weir: checkpoint path %q: not a directory (want DIR/chk-ID or a checkpoint directory)\n", path)
+			return engine.ExitUsage
+		}
+	}
+	store, m, err := stateexport.OpenCheckpoint(ctx, path, s3Config())
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: %s: %v\n", path, err)
+		return engine.ExitFailed
+	}
+	// Write next to FILE and rename, so a failed export leaves no file.
+	f, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: --out %s: %v\n", out, err)
+		return engine.ExitFailed
+	}
+	defer os.Remove(f.Name())
+	sum, err := stateexport.Export(ctx, store, m, uid, f, stateexport.Options{})
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err == nil {
+		if err = os.Chmod(f.Name(), 0o644); err == nil {
+			err = os.Rename(f.Name(), out)
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: state export: %v\n", err)
+		if errors.Is(err, stateexport.ErrUnknownOperator) {
+			return engine.ExitUsage
+		}
+		return engine.ExitFailed
+	}
+	fmt.Fprintln(stderr, sum)
 	return engine.ExitOK
 }
