@@ -10,6 +10,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/weirstream/weir/engine"
+	"github.com/weirstream/weir/statebackend"
+	"github.com/weirstream/weir/storage"
 )
 
 // Job is a dataflow under construction. Build it with From, the
@@ -104,9 +106,42 @@ func (j *Job) Run(ctx context.Context) error {
 	return j.run(ctx, j.cfg)
 }
 
+// Verdict says whether an operator's state in a checkpoint can be restored
+// by a job (engine.Verdict).
+type Verdict = engine.Verdict
+
+// OperatorCheck is the verdict of CheckCompatibility on one operator.
+type OperatorCheck = engine.OperatorCheck
+
+// CheckCompatibility compares the job with the checkpoint whose manifest is
+// m, operator by operator, as `JOB verify --from PATH` does: a test can check
+// a new version of a job against a savepoint of the running one.
+func (j *Job) CheckCompatibility(m *storage.Manifest) ([]OperatorCheck, error) {
+	if err := j.Err(); err != nil {
+		return nil, fmt.Errorf("weir: job %q: %w", j.name, err)
+	}
+	p, err := engine.NewPlan(&j.g, j.cfg)
+	if err != nil {
+		return nil, err
+	}
+	maxPar := j.cfg.MaxParallelism
+	if maxPar == 0 {
+		maxPar = statebackend.DefaultMaxParallelism
+	}
+	return engine.CheckCompatibility(p, maxPar, m), nil
+}
+
 func (j *Job) run(ctx context.Context, cfg engine.Config) error {
 	if err := j.Err(); err != nil {
 		return fmt.Errorf("weir: job %q: %w", j.name, err)
 	}
 	return engine.Run(ctx, &j.g, cfg)
 }
+
+// Verdicts of CheckCompatibility.
+const (
+	Restorable   = engine.Restorable
+	New          = engine.New
+	Missing      = engine.Missing
+	Incompatible = engine.Incompatible
+)

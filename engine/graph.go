@@ -51,9 +51,20 @@ type Node struct {
 	// NoRescale, if set, says why the operator's state (a source's
 	// position) cannot be restored at another parallelism.
 	NoRescale string
-	Inputs    []*Edge
-	Outputs   []*Edge
-	impl      nodeImpl
+	// States declares keyed states of the operator, for
+	// CheckCompatibility; StatesDeclared says they are all it uses.
+	States         []StateDecl
+	StatesDeclared bool
+	Inputs         []*Edge
+	Outputs        []*Edge
+	impl           nodeImpl
+}
+
+// StateDecl declares a keyed state of an operator: its name within the
+// operator (stored as UID/Name), kind ("value", "map", "list", "reducing")
+// and codec fingerprints, as statebackend records them in checkpoints.
+type StateDecl struct {
+	Name, Kind, KeyCodec, ValueCodec string
 }
 
 // Edge connects the output of From to an input of To.

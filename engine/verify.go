@@ -68,10 +68,19 @@ func CheckCompatibility(p *Plan, maxParallelism int, m *storage.Manifest) []Oper
 			c.Verdict, c.Reason = Incompatible, fmt.Sprintf("checkpointed with max parallelism %d, the job has %d; it cannot change", m.MaxParallelism, maxParallelism)
 		case c.State && len(op.Subtasks) != p.Parallelism[n.ID] && n.NoRescale != "":
 			c.Verdict, c.Reason = Incompatible, fmt.Sprintf("checkpointed at parallelism %d, the job runs it at %d, and %s", len(op.Subtasks), p.Parallelism[n.ID], n.NoRescale)
-		case c.State && len(op.Subtasks) != p.Parallelism[n.ID]:
-			c.Verdict, c.Reason = Restorable, fmt.Sprintf("rescaled from parallelism %d to %d", len(op.Subtasks), p.Parallelism[n.ID])
 		default:
 			c.Verdict = Restorable
+			var notes []string
+			if c.State && len(op.Subtasks) != p.Parallelism[n.ID] {
+				notes = append(notes, fmt.Sprintf("rescaled from parallelism %d to %d", len(op.Subtasks), p.Parallelism[n.ID]))
+			}
+			bad, more := compareStates(n, c.States)
+			if len(bad) > 0 {
+				c.Verdict, notes = Incompatible, bad
+			} else {
+				notes = append(notes, more...)
+			}
+			c.Reason = strings.Join(notes, "; ")
 		}
 		out = append(out, c)
 	}
@@ -82,4 +91,40 @@ func CheckCompatibility(p *Plan, maxParallelism int, m *storage.Manifest) []Oper
 	}
 	slices.SortFunc(out, func(a, b OperatorCheck) int { return strings.Compare(a.UID, b.UID) })
 	return out
+}
+
+// compareStates compares the states an operator declares (Node.States) with
+// those a checkpoint holds of it: a declared state of another kind or codec
+// is incompatible (bad); notes say which declared states start empty and,
+// when the operator declared all its states, which stored ones it no longer
+// uses. Undeclared states are checked when the operator registers them.
+func compareStates(n *Node, stored []storage.StateDescriptor) (bad, notes []string) {
+	byName := map[string]storage.StateDescriptor{}
+	for _, d := range stored {
+		byName[d.Name] = d
+	}
+	declared := map[string]bool{}
+	for _, decl := range n.States {
+		full := n.UID + "/" + decl.Name
+		declared[full] = true
+		d, ok := byName[full]
+		switch {
+		case !ok:
+			notes = append(notes, fmt.Sprintf("state %q is new and starts empty", decl.Name))
+		case d.Kind != decl.Kind:
+			bad = append(bad, fmt.Sprintf("state %q is %s state in the checkpoint, the job declares %s state", decl.Name, d.Kind, decl.Kind))
+		case d.ValueCodec != decl.ValueCodec:
+			bad = append(bad, fmt.Sprintf("state %q was written with value codec %s, the job reads it with %s", decl.Name, d.ValueCodec, decl.ValueCodec))
+		case d.KeyCodec != decl.KeyCodec:
+			bad = append(bad, fmt.Sprintf("state %q was written with map key codec %s, the job reads it with %s", decl.Name, d.KeyCodec, decl.KeyCodec))
+		}
+	}
+	if n.StatesDeclared {
+		for _, d := range stored {
+			if !declared[d.Name] && d.Kind != "timers" && d.Kind != "StateKind(5)" {
+				notes = append(notes, fmt.Sprintf("state %q is no longer used and is dropped", strings.TrimPrefix(d.Name, n.UID+"/")))
+			}
+		}
+	}
+	return bad, notes
 }

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
@@ -17,8 +18,9 @@ var rescalePhases = []int{2, 4, 1, 3}
 
 // rescaleKills runs a job at each parallelism of rescalePhases in turn, with
 // the same checkpoint, state and output directories. In every phase but the
-// last the job is SIGKILLed kills times, each time a random part of spread
-// after its first completed checkpoint; the last phase runs to the end. The first run of each phase after
+// last the job is SIGKILLed kills times: a random part of spread after its
+// first completed checkpoint, and the last time by the after-manifest
+// failpoint at its 2nd to 5th checkpoint; the last phase runs to the end. The first run of each phase after
 // the first must restore a checkpoint taken at the previous parallelism
 // (the log says "rescaling operator").
 func rescaleKills(t *testing.T, rng *rand.Rand, kills int, spread time.Duration, job string, args ...string) {
@@ -37,12 +39,21 @@ func rescaleKills(t *testing.T, rng *rand.Rand, kills int, spread time.Duration,
 			break
 		}
 		for k := range kills {
-			p := startJob(t, nil, job, a...)
-			p.waitLog(t, "checkpoint complete", time.Minute)
-			select {
-			case <-p.done:
-			case <-time.After(time.Duration(rng.Int64N(int64(spread)))):
-				p.cmd.Process.Signal(syscall.SIGKILL)
+			var p *proc
+			if k == kills-1 {
+				// The last run of a phase dies right after a manifest is
+				// written, before any sink commits it: the next phase
+				// restores a checkpoint whose transactions and files the
+				// new subtasks must commit for the old ones.
+				p = startJob(t, []string{fmt.Sprintf("WEIR_FAILPOINT=after-manifest@%d", 2+rng.IntN(4))}, job, a...)
+			} else {
+				p = startJob(t, nil, job, a...)
+				p.waitLog(t, "checkpoint complete", time.Minute)
+				select {
+				case <-p.done:
+				case <-time.After(time.Duration(rng.Int64N(int64(spread)))):
+					p.cmd.Process.Signal(syscall.SIGKILL)
+				}
 			}
 			ws := p.wait(t)
 			if !sigkilled(ws) {
@@ -118,4 +129,22 @@ func TestRescaleWordcountKills(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Fatalf("totals differ from the uninterrupted run: %d words, want %d", len(got), len(want))
 	}
+}
+
+// TestRescaleKafkaSequenceKills runs the sequence job from a 6-partition
+// topic to a transactional sink, exactly once, at parallelism 2 → 4 → 1 → 3
+// with two SIGKILLs per phase: the partitions move between subtasks with
+// their offsets, each old subtask's open transactions are committed or
+// aborted by the new subtask that takes its identity, and the output holds
+// every (key, seq) once, in order, with no transaction left open.
+func TestRescaleKafkaSequenceKills(t *testing.T) {
+	conn := kafkaBroker(t)
+	const keys, count = 12, 6000 // 12 s of work at 6000/s
+	in := kafkaTopic(t, conn, "in", 6)
+	out := kafkaTopic(t, conn, "out", 3)
+	preloadSequence(t, conn, in, keys, count)
+	args := kafkaSequenceArgs(conn, t.TempDir(), in, out, 6000)
+	rng := rand.New(rand.NewPCG(crashSeed(t), 7))
+	rescaleKills(t, rng, 2, 900*time.Millisecond, "sequence", args...)
+	checkKafkaSequence(t, conn, out, keys, count)
 }

@@ -7,9 +7,10 @@ import (
 )
 
 // TestVerify checks job binaries against a checkpoint with JOB verify
-// --from: the same job restores it; at another parallelism, or as another
-// job whose operators do not claim its state, a restore would fail, and
-// the run itself refuses it the same way.
+// --from: the same job restores it, also at another parallelism (rescaled);
+// with another max parallelism, or as another job whose operators do not
+// claim its state, a restore would fail, and the run itself refuses it the
+// same way.
 func TestVerify(t *testing.T) {
 	dir := t.TempDir()
 	ckpt := filepath.Join(dir, "ckpt")
@@ -23,7 +24,8 @@ func TestVerify(t *testing.T) {
 		output []string
 	}{
 		{"sequence", []string{"--from", ckpt, "--parallelism", "2"}, 0, []string{"last-seq", "restorable", `state "last-seq/last": value`, "a restore would succeed"}},
-		{"sequence", []string{"--from", ckpt, "--parallelism", "3"}, 1, []string{"incompatible: checkpointed at parallelism 2, the job runs it at 3", "a restore would fail"}},
+		{"sequence", []string{"--from", ckpt, "--parallelism", "3"}, 0, []string{"last-seq", "restorable: rescaled from parallelism 2 to 3", "a restore would succeed"}},
+		{"sequence", []string{"--from", ckpt, "--max-parallelism", "64"}, 1, []string{"incompatible: checkpointed with max parallelism 128, the job has 64", "a restore would fail"}},
 		{"wordcount", []string{"--from", ckpt}, 1, []string{"last-seq", "missing: the job has no operator with this UID", "count", "new"}},
 		{"wordcount", []string{"--from", ckpt, "--allow-unclaimed-state"}, 0, []string{"a restore would succeed"}},
 		{"sequence", []string{"--from", filepath.Join(dir, "nothing-here")}, 1, nil},
@@ -41,8 +43,8 @@ func TestVerify(t *testing.T) {
 		}
 	}
 	// The run refuses what verify calls a failing restore.
-	r := run(t, nil, "sequence", append(args, "--parallelism", "3")...)
-	if r.code == 0 || !strings.Contains(r.stderr, "rescaling is not supported yet") {
-		t.Fatalf("run at parallelism 3: exit %d, want a failure naming the parallelism; stderr:\n%s", r.code, tail(r.stderr))
+	r := run(t, nil, "sequence", append(args, "--max-parallelism", "64")...)
+	if r.code == 0 || !strings.Contains(r.stderr, "max parallelism 128") {
+		t.Fatalf("run with another max parallelism: exit %d, want a failure naming it; stderr:\n%s", r.code, tail(r.stderr))
 	}
 }

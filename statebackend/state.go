@@ -31,6 +31,8 @@ func (k StateKind) String() string {
 		return "list"
 	case KindReducing:
 		return "reducing"
+	case KindTimers:
+		return "timers"
 	default:
 		return fmt.Sprintf("StateKind(%d)", uint8(k))
 	}

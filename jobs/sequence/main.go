@@ -147,5 +147,5 @@ func Build(seq weir.Stream[sources.Seq]) weir.Stream[Out] {
 		last.Set(s.Seq)
 		out.Emit(Out{Key: s.Key, Seq: s.Seq, Prev: prev})
 		return nil
-	})
+	}, weir.States(weir.DeclareValue[int64]("last")))
 }

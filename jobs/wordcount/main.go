@@ -90,7 +90,7 @@ func Build(lines weir.Stream[string]) weir.Stream[Count] {
 		n.Set(total)
 		out.Emit(Count{Word: w, Count: total})
 		return nil
-	})
+	}, weir.States(weir.DeclareValue[int64]("n")))
 }
 
 func notWord(r rune) bool {
