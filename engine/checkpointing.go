@@ -364,8 +364,10 @@ func (c *checkpointer) savepoint(ctx context.Context, m *storage.Manifest, final
 			c.fail(fmt.Errorf("engine: savepoint of checkpoint %d into %s: %w", m.CheckpointID, c.cfg.SavepointDir, err))
 			return
 		}
+		path := savepointPath(c.cfg.SavepointDir, m.CheckpointID)
 		c.log.Info("savepoint complete", "checkpoint", m.CheckpointID, "bytes", n, "took", time.Since(start).Round(time.Millisecond),
-			"restore_with", "--restore "+savepointPath(c.cfg.SavepointDir, m.CheckpointID))
+			"restore_with", "--restore "+path)
+		c.status.setFinalSavepoint(path)
 		return
 	}
 	if c.pinned == nil {
@@ -454,7 +456,7 @@ func (c *checkpointer) apply(ctx context.Context, acts []checkpoint.Action) {
 				attribute.Float64("weir.sync_max_ms", float64(st.SyncMax.Microseconds())/1000))
 			c.removeLocal(func(other uint64) bool { return other < id })
 			if m := c.written; c.cfg.SavepointStore != nil && m != nil && m.CheckpointID == id &&
-				(a.Kind == checkpoint.Savepoint || a.Kind == checkpoint.Final && c.cfg.SavepointOnFinal) {
+				(a.Kind == checkpoint.Savepoint || a.Kind == checkpoint.Final && (c.cfg.SavepointOnFinal || c.status.savepointOnFinal())) {
 				c.savepoint(ctx, m, a.Kind == checkpoint.Final)
 			}
 			if a.Kind == checkpoint.Final {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -341,7 +342,14 @@ func (p *Program) run(args []string) int {
 			return ExitUsage
 		}
 		logger.Info("serving HTTP", "url", httpURL(srv.addr))
-		defer srv.srv.Close()
+		defer func() {
+			// Answer a stop request that waits for the end.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if srv.srv.Shutdown(ctx) != nil {
+				srv.srv.Close()
+			}
+		}()
 	}
 	if cfg.TracerProvider == nil {
 		var stdout io.Writer
@@ -369,6 +377,14 @@ func (p *Program) run(args []string) int {
 	defer cancel(nil)
 	stop := make(chan struct{})
 	cfg.Stop = stop
+	var stopOnce sync.Once
+	stopJob := func(by string) {
+		stopOnce.Do(func() {
+			logger.Info("stopping: sources end, records in flight drain, sinks commit", "by", by)
+			close(stop)
+		})
+	}
+	cfg.Status.SetStop(func() { stopJob("stop request") })
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
@@ -388,8 +404,7 @@ func (p *Program) run(args []string) int {
 				}
 				if !stopping {
 					stopping = true
-					logger.Info("stopping: sources end, records in flight drain, sinks commit", "signal", s.String())
-					close(stop)
+					stopJob(s.String())
 					continue
 				}
 				if s == syscall.SIGINT {
@@ -403,7 +418,9 @@ func (p *Program) run(args []string) int {
 		}
 	}()
 	logger.Info("job starting", "job", p.Name, "parallelism", cfg.Parallelism, "version", Version())
-	if err := runWithRestarts(ctx, g, cfg, rf, logger); err != nil {
+	err = runWithRestarts(ctx, g, cfg, rf, logger)
+	cfg.Status.End(err)
+	if err != nil {
 		if errors.Is(err, ErrStopped) {
 			logger.Error("job cancelled by a second interrupt: output since the last commit is not committed", "job", p.Name)
 			return ExitFailed

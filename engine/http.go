@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -86,20 +87,28 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 	mux.HandleFunc("GET /api/checkpoints", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, st.Checkpoints())
 	})
+	// allowed answers a request that changes the job and returns false
+	// unless it may.
+	allowed := func(w http.ResponseWriter, r *http.Request) bool {
+		switch {
+		case token == "" && !loopback:
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the server listens beyond loopback without --http-token: requests that change the job are refused"})
+			return false
+		case token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
+			return false
+		case token == "" && !local(r):
+			// Without a token, a web page the user opens (or a DNS
+			// rebinding) must not reach a loopback server's POST.
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request, or a Host that is not localhost or an address: refused without --http-token"})
+			return false
+		}
+		return true
+	}
 	post := func(request func(context.Context) (RequestResult, error)) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			switch {
-			case token == "" && !loopback:
-				writeJSON(w, http.StatusForbidden, map[string]string{"error": "the server listens beyond loopback without --http-token: requests that change the job are refused"})
-				return
-			case token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+token)) != 1:
-				w.Header().Set("WWW-Authenticate", `Bearer realm="weir"`)
-				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong bearer token"})
-				return
-			case token == "" && !local(r):
-				// Without a token, a web page the user opens (or a DNS
-				// rebinding) must not reach a loopback server's POST.
-				writeJSON(w, http.StatusForbidden, map[string]string{"error": "cross-origin request, or a Host that is not localhost or an address: refused without --http-token"})
+			if !allowed(w, r) {
 				return
 			}
 			res, err := request(r.Context())
@@ -117,6 +126,37 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 			}
 		}
 	}
+	// POST /api/stop[?savepoint=true] stops the job as SIGTERM does (with a
+	// savepoint, as --stop-with-savepoint) and answers once it has ended.
+	mux.HandleFunc("POST /api/stop", func(w http.ResponseWriter, r *http.Request) {
+		if !allowed(w, r) {
+			return
+		}
+		savepoint := false
+		if v := r.URL.Query().Get("savepoint"); v != "" {
+			var err error
+			if savepoint, err = strconv.ParseBool(v); err != nil {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("savepoint=%q: want true or false", v)})
+				return
+			}
+		}
+		ended, err := st.RequestStop(savepoint)
+		if err != nil {
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
+		select {
+		case <-ended:
+		case <-r.Context().Done():
+			return
+		}
+		res := st.Stopped()
+		code := http.StatusOK
+		if res.State != StateFinished {
+			code = http.StatusInternalServerError
+		}
+		writeJSON(w, code, res)
+	})
 	mux.HandleFunc("POST /api/checkpoints", post(st.RequestCheckpoint))
 	mux.HandleFunc("POST /api/savepoints", post(st.RequestSavepoint))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}

@@ -28,6 +28,15 @@ type Status struct {
 	request  func(checkpoint.Kind) (RequestResult, error)
 	// savepoints: the job has a savepoint directory.
 	savepoints bool
+	// Stopping (RequestStop): stop makes the sources end; with
+	// stopSavepoint the final checkpoint is copied into the savepoint
+	// directory (finalSavepoint, its path); ended is closed when the job
+	// binary's run is over (End), with endErr.
+	stop           func()
+	stopSavepoint  bool
+	finalSavepoint string
+	ended          chan struct{}
+	endErr         error
 }
 
 // historyLen bounds the checkpoint history kept.
@@ -90,7 +99,87 @@ var ErrNoSavepoints = errors.New("engine: the job has no savepoint directory (--
 
 // NewStatus returns the status of job, starting.
 func NewStatus(job string) *Status {
-	return &Status{job: job, started: time.Now(), state: StateStarting, align: map[uint64]time.Duration{}}
+	return &Status{job: job, started: time.Now(), state: StateStarting, align: map[uint64]time.Duration{}, ended: make(chan struct{})}
+}
+
+// StopResult is the answer to a stop request once the job has ended.
+type StopResult struct {
+	State     string `json:"state"`               // finished or failed
+	Savepoint string `json:"savepoint,omitempty"` // restore with --restore SAVEPOINT
+	Error     string `json:"error,omitempty"`
+}
+
+// SetStop sets what RequestStop calls to stop the job (what SIGTERM does).
+func (s *Status) SetStop(stop func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stop = stop
+}
+
+// RequestStop stops the job as SIGTERM does: sources end, a final
+// checkpoint is taken, sinks commit; with savepoint, the final checkpoint
+// is also copied into the savepoint directory, as --stop-with-savepoint
+// does. It returns a channel closed when the job has ended; Stopped then
+// says how.
+func (s *Status) RequestStop(savepoint bool) (<-chan struct{}, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.stop == nil:
+		return nil, errors.New("engine: the job cannot be stopped this way")
+	case savepoint && s.request == nil:
+		return nil, ErrNoCheckpoints
+	case savepoint && !s.savepoints:
+		return nil, ErrNoSavepoints
+	}
+	if savepoint {
+		s.stopSavepoint = true
+	}
+	s.stop()
+	return s.ended, nil
+}
+
+// Stopped returns how the job ended, once the channel of RequestStop is
+// closed.
+func (s *Status) Stopped() StopResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := StopResult{State: StateFinished, Savepoint: s.finalSavepoint}
+	if s.endErr != nil {
+		r.State, r.Error = StateFailed, s.endErr.Error()
+	}
+	return r
+}
+
+// End records that the job binary's run is over.
+func (s *Status) End(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.ended:
+	default:
+		s.endErr = err
+		close(s.ended)
+	}
+}
+
+// savepointOnFinal reports whether a stop asked for a savepoint.
+func (s *Status) savepointOnFinal() bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stopSavepoint
+}
+
+func (s *Status) setFinalSavepoint(path string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.finalSavepoint = path
 }
 
 func (s *Status) setPlan(p *Plan) {

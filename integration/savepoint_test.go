@@ -97,3 +97,62 @@ func TestSavepointOnSignal(t *testing.T) {
 	noHiddenFiles(t, out)
 	checkSequenceExactlyOnce(t, out, keys, count)
 }
+
+// TestStopCommandSavepointRescaled stops the sequence job at parallelism 2
+// with `weir stop URL --savepoint` (through its --http API; the job has no
+// --stop-with-savepoint): the command waits for the end and prints the
+// savepoint, the job exits 0. The checkpoint directory is deleted and the
+// savepoint restored at parallelism 3: every (key, seq) exactly once.
+func TestStopCommandSavepointRescaled(t *testing.T) {
+	const keys, count = 10, 3000
+	dir := t.TempDir()
+	out, saves := filepath.Join(dir, "out"), filepath.Join(dir, "savepoints")
+	base := []string{"--keys", strconv.Itoa(keys), "--count", strconv.Itoa(count), "--rate", "4000", "--output", out,
+		"--savepoint-dir", saves, "--checkpoint-interval", "200ms"}
+	p := startJob(t, nil, "sequence", append(base, "--parallelism", "2", "--http", "127.0.0.1:0",
+		"--checkpoint-dir", filepath.Join(dir, "ckpt-a"), "--state-dir", filepath.Join(dir, "state-a"))...)
+	p.waitLog(t, "checkpoint complete", 30*time.Second)
+	m := regexp.MustCompile(`serving HTTP" url=(http://\S+)`).FindStringSubmatch(p.stderr.String())
+	if m == nil {
+		t.Fatalf("no URL in the log:\n%s", tail(p.stderr.String()))
+	}
+	time.Sleep(500 * time.Millisecond)
+	cmd := exec.Command(weirCLI(t), "stop", m[1], "--savepoint")
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("weir stop: %v\n%s\njob:\n%s", err, stdout, tail(p.stderr.String()))
+	}
+	if ws := p.wait(t); !ws.Exited() || ws.ExitStatus() != 0 {
+		t.Fatalf("job after weir stop: %s; stderr:\n%s", describe(ws), tail(p.stderr.String()))
+	}
+	sm := regexp.MustCompile(`savepoint: (\S+)`).FindSubmatch(stdout)
+	if sm == nil || string(sm[1]) != savepointPath(t, p.stderr.String()) {
+		t.Fatalf("weir stop printed %q; the job logged the savepoint %s", stdout, savepointPath(t, p.stderr.String()))
+	}
+	path := string(sm[1])
+	if err := os.RemoveAll(filepath.Join(dir, "ckpt-a")); err != nil {
+		t.Fatal(err)
+	}
+	verifyAlone(t, saves)
+	if lost, dup, _ := sequenceLoss(t, out, keys, count); lost == 0 || dup != 0 {
+		t.Fatalf("after the stop: lost %d (want some), duplicated %d", lost, dup)
+	}
+	r := run(t, nil, "sequence", append(base, "--parallelism", "3", "--restore", path,
+		"--checkpoint-dir", filepath.Join(dir, "ckpt-b"), "--state-dir", filepath.Join(dir, "state-b"))...)
+	if r.code != 0 || !strings.Contains(r.stderr, "rescaling operator") {
+		t.Fatalf("restore of the savepoint at parallelism 3: exit %d; stderr:\n%s", r.code, tail(r.stderr))
+	}
+	noHiddenFiles(t, out)
+	checkSequenceExactlyOnce(t, out, keys, count)
+
+	// Usage errors.
+	for _, args := range [][]string{{"stop"}, {"stop", "a", "b"}, {"stop", "http://127.0.0.1:1", "--bogus"}} {
+		if err := exec.Command(weirCLI(t), args...).Run(); err == nil || err.(*exec.ExitError).ExitCode() != 2 {
+			t.Errorf("weir %v: %v, want exit 2", args, err)
+		}
+	}
+	out2, err := exec.Command(weirCLI(t), "stop", "http://127.0.0.1:1").CombinedOutput()
+	if err == nil || err.(*exec.ExitError).ExitCode() != 1 || !strings.Contains(string(out2), "connection refused") {
+		t.Errorf("weir stop of no job: %v: %s", err, out2)
+	}
+}

@@ -8,6 +8,7 @@
 //	                                 delete what no retained checkpoint references, saying why
 //	weir state export PATH --operator UID --out FILE.parquet
 //	                                 an operator's keyed state as a Parquet file
+//	weir stop URL [--savepoint]      stop a running job through its --http API
 //
 // Exit codes: 0 ok, 1 damage found or an operation failed, 2 bad usage.
 package main
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return checkpoints(ctx, args[1:], stdout, stderr)
 	case "state":
 		return state(ctx, args[1:], stdout, stderr)
+	case "stop":
+		return stop(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "weir: unknown command %q\n", args[0])
 	usage(stderr)
@@ -76,6 +79,11 @@ Commands:
                                 or DIR for its newest valid checkpoint; s3:// too) as Parquet, one
                                 row per entry: key_group, key, state, kind, map_key, timestamp and
                                 value, keys and values as JSON (read it with DuckDB or pandas)
+  stop URL [--savepoint] [--token T] [--timeout D]
+                                stop the job whose --http API is at URL as SIGTERM does (sources
+                                end, a final checkpoint, sinks commit), with --savepoint copying
+                                the final checkpoint into its --savepoint-dir; waits for the end
+                                and prints the savepoint's path
   help                          print this help
 `)
 }
