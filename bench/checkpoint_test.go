@@ -203,6 +203,7 @@ type update struct {
 // updates writes keys 0..keys-1 once, then random keys until updateFor
 // passed (or, with keys 0, one record forever).
 type updates struct {
+	spread     bool // with keys 0: random keys, not only key 1
 	keys       int64
 	valueBytes int
 	updateFor  time.Duration
@@ -239,7 +240,11 @@ func (r *updateReader) value() string { return r.values[r.rng.IntN(len(r.values)
 func (r *updateReader) Read(ctx context.Context, buf []update) ([]update, error) {
 	if r.u.keys == 0 {
 		time.Sleep(time.Millisecond)
-		return append(buf, update{Key: 1, Value: r.value()}), nil
+		key := int64(1)
+		if r.u.spread {
+			key = r.rng.Int64N(1 << 20)
+		}
+		return append(buf, update{Key: key, Value: r.value()}), nil
 	}
 	for len(buf) < cap(buf) {
 		if r.next < r.u.keys {

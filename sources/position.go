@@ -84,39 +84,14 @@ func positionErrorf(source posKind, format string, args ...any) error {
 // decodePosition checks that b is a position of a source of kind written by
 // subtask info.Index of info.Parallelism and returns its n fields.
 func decodePosition(kind posKind, info weir.SubtaskInfo, b []byte, n int) ([]uint64, error) {
-	const minLen = 2 + 1 + 1 + 4
-	if len(b) < minLen {
-		return nil, positionErrorf(kind, "truncated: %d bytes", len(b))
+	f, err := decodeFields(kind, info, b)
+	if err != nil {
+		return nil, err
 	}
-	if v := b[0]; v != positionVersion {
-		return nil, positionErrorf(kind, "unknown version %d (want %d)", v, positionVersion)
+	if len(f) != n {
+		return nil, positionErrorf(kind, "%d fields, want %d", len(f), n)
 	}
-	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
-	if got := crc32.Checksum(body, castagnoli); got != sum {
-		return nil, positionErrorf(kind, "checksum mismatch (stored %08x, computed %08x): corrupt or truncated", sum, got)
-	}
-	if k := posKind(b[1]); k != kind {
-		return nil, positionErrorf(kind, "position of a %s source", k)
-	}
-	rest := body[2:]
-	vals := make([]uint64, 0, 2+n)
-	for len(vals) < 2+n {
-		v, l := binary.Uvarint(rest)
-		if l <= 0 {
-			return nil, positionErrorf(kind, "truncated or malformed field %d", len(vals))
-		}
-		vals = append(vals, v)
-		rest = rest[l:]
-	}
-	if len(rest) != 0 {
-		return nil, positionErrorf(kind, "%d unexpected trailing bytes", len(rest))
-	}
-	p, index := vals[0], vals[1]
-	if p != uint64(info.Parallelism) || index != uint64(info.Index) {
-		return nil, positionErrorf(kind, "position of subtask %d of %d, restoring subtask %d of %d",
-			index, p, info.Index, info.Parallelism)
-	}
-	return vals[2:], nil
+	return f, nil
 }
 
 // owned returns how many of the items i, i+p, i+2p, ... are < n.

@@ -718,18 +718,27 @@ func encTime(dst []byte, p unsafe.Pointer) []byte {
 var errBadTime = errors.New("statebackend: decode time.Time: invalid or truncated")
 
 func decTime(src []byte, p unsafe.Pointer) ([]byte, error) {
-	bad := errBadTime
+	t, rest, ok := parseTime(src)
+	if !ok {
+		return nil, errBadTime
+	}
+	*(*time.Time)(p) = t
+	return rest, nil
+}
+
+// parseTime reads a time.Time as encTime wrote it.
+func parseTime(src []byte) (t time.Time, rest []byte, ok bool) {
 	sec, n := binary.Varint(src)
 	if n <= 0 {
-		return nil, bad
+		return t, nil, false
 	}
 	src = src[n:]
 	nsec, n := binary.Uvarint(src)
 	if n <= 0 || nsec >= 1e9 || len(src) == n {
-		return nil, bad
+		return t, nil, false
 	}
 	src = src[n:]
-	t := time.Unix(sec, int64(nsec))
+	t = time.Unix(sec, int64(nsec))
 	switch src[0] {
 	case zoneUTC:
 		t = t.UTC()
@@ -739,15 +748,14 @@ func decTime(src []byte, p unsafe.Pointer) ([]byte, error) {
 	case zoneFixed:
 		off, n := binary.Varint(src[1:])
 		if n <= 0 {
-			return nil, bad
+			return t, nil, false
 		}
 		t = t.In(time.FixedZone("", int(off)))
 		src = src[1+n:]
 	default:
-		return nil, bad
+		return t, nil, false
 	}
-	*(*time.Time)(p) = t
-	return src, nil
+	return t, src, true
 }
 
 // binaryCodec is the Codec of the general binary format for one type.

@@ -666,39 +666,14 @@ func (d *jsonDecoder) mapValue(n *schemaNode, src []byte, depth int) ([]byte, er
 
 // time mirrors decTime.
 func (d *jsonDecoder) time(src []byte) ([]byte, error) {
-	start := src
-	bad := func() ([]byte, error) { return nil, d.fail(d.off(start), "time.Time: invalid or truncated") }
-	sec, k := binary.Varint(src)
-	if k <= 0 {
-		return bad()
-	}
-	src = src[k:]
-	nsec, k := binary.Uvarint(src)
-	if k <= 0 || nsec >= 1e9 || len(src) == k {
-		return bad()
-	}
-	src = src[k:]
-	t := time.Unix(sec, int64(nsec))
-	switch src[0] {
-	case zoneUTC:
-		t = t.UTC()
-		src = src[1:]
-	case zoneLocal:
-		src = src[1:]
-	case zoneFixed:
-		off, k := binary.Varint(src[1:])
-		if k <= 0 {
-			return bad()
-		}
-		t = t.In(time.FixedZone("", int(off)))
-		src = src[1+k:]
-	default:
-		return bad()
+	t, rest, ok := parseTime(src)
+	if !ok {
+		return nil, d.fail(d.off(src), "time.Time: invalid or truncated")
 	}
 	d.out = append(d.out, '"')
 	d.out = t.AppendFormat(d.out, time.RFC3339Nano)
 	d.out = append(d.out, '"')
-	return src, nil
+	return rest, nil
 }
 
 // appendJSONFloat formats f as encoding/json does; NaN and infinities,
