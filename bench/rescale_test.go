@@ -48,15 +48,13 @@ func BenchmarkRescaleRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Logf("load and updates: %v", time.Since(start).Round(time.Millisecond))
-		ids, err := storage.ListCheckpoints(context.Background(), store)
-		if err != nil || len(ids) == 0 {
-			b.Fatalf("no checkpoint: %v", err)
+		// The newest complete checkpoint (the cancel may leave a newer one
+		// without its manifest).
+		_, m, err := storage.FindRestorePoint(context.Background(), store)
+		if err != nil || m == nil {
+			b.Fatalf("no checkpoint to restore: %v", err)
 		}
-		id := ids[len(ids)-1]
-		m, err := storage.ReadManifest(context.Background(), store, id)
-		if err != nil {
-			b.Fatal(err)
-		}
+		id := m.CheckpointID
 		times := map[int][]time.Duration{}
 		for r := range rounds {
 			for _, q := range []int{2, 4} {
@@ -101,22 +99,22 @@ func median(ds []time.Duration) time.Duration {
 }
 
 // bytesRead is what restoring operator uid at parallelism q reads from
-// storage: each new subtask the files of every old subtask whose key groups
-// overlap its own.
+// storage: the files of every old subtask whose key groups overlap a new
+// subtask's, once (the new subtasks of a process share them).
 func bytesRead(m *storage.Manifest, uid string, q int) int64 {
 	var n int64
 	for _, op := range m.Operators {
 		if op.UID != uid {
 			continue
 		}
-		for j := range q {
-			r := statebackend.RangeForSubtask(m.MaxParallelism, q, j)
-			for _, st := range op.Subtasks {
-				if max(r.Start, st.KeyGroups.Start) > min(r.End, st.KeyGroups.End) {
-					continue
-				}
-				for _, f := range st.Files {
-					n += f.Size
+		for _, st := range op.Subtasks {
+			for j := range q {
+				r := statebackend.RangeForSubtask(m.MaxParallelism, q, j)
+				if max(r.Start, st.KeyGroups.Start) <= min(r.End, st.KeyGroups.End) {
+					for _, f := range st.Files {
+						n += f.Size
+					}
+					break
 				}
 			}
 		}

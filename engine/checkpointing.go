@@ -221,6 +221,10 @@ type checkpointer struct {
 	tasks      []*taskCkpt
 	restored   *storage.Manifest
 	restoreMap map[string][]storage.SubtaskState // by operator UID
+	// assemblies are the old subtasks' files assembled once for all the
+	// new subtasks of a rescaled operator that need them (rescale.go).
+	assemblyMu sync.Mutex
+	assemblies map[string]*assembly
 
 	events    chan ckptEvent
 	done      chan struct{} // closed when the driver returns
@@ -340,11 +344,13 @@ func (c *checkpointer) handle(ctx context.Context, ev ckptEvent) {
 		c.apply(ctx, acts)
 	case evSavepoint:
 		delete(c.pinned, ev.id)
+		path := savepointPath(c.cfg.SavepointDir, ev.id)
+		c.status.savepointDone(ev.id, path, ev.err)
 		if ev.err != nil {
 			c.log.Error("savepoint failed", "checkpoint", ev.id, "dir", c.cfg.SavepointDir, "err", ev.err)
 			return
 		}
-		c.log.Info("savepoint complete", "checkpoint", ev.id, "restore_with", "--restore "+savepointPath(c.cfg.SavepointDir, ev.id))
+		c.log.Info("savepoint complete", "checkpoint", ev.id, "restore_with", "--restore "+path)
 	}
 }
 
@@ -368,6 +374,7 @@ func (c *checkpointer) savepoint(ctx context.Context, m *storage.Manifest, final
 		c.log.Info("savepoint complete", "checkpoint", m.CheckpointID, "bytes", n, "took", time.Since(start).Round(time.Millisecond),
 			"restore_with", "--restore "+path)
 		c.status.setFinalSavepoint(path)
+		c.status.savepointDone(m.CheckpointID, path, nil)
 		return
 	}
 	if c.pinned == nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"time"
@@ -192,6 +193,10 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		return err
 	}
 	defer tr.close()
+	// Files a killed restore was assembling.
+	if err := tr.discard(filepath.Join(cfg.StateDir, "restore")); err != nil {
+		return fmt.Errorf("engine: clear state directory: %w", err)
+	}
 
 	// Gates: one per subtask of every node fed by an exchange.
 	gates := map[*Node][]gateRunner{}

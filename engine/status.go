@@ -82,6 +82,11 @@ type CheckpointRecord struct {
 	AlignmentMs   float64   `json:"alignment_ms"` // the longest alignment of any gate
 	SyncMaxMs     float64   `json:"sync_max_ms"`
 	Failure       string    `json:"failure,omitempty"`
+	// Savepoint is where a savepoint of this checkpoint was copied, once
+	// the copy is complete (restore with --restore SAVEPOINT), and
+	// SavepointFailure why the copy failed.
+	Savepoint        string `json:"savepoint,omitempty"`
+	SavepointFailure string `json:"savepoint_failure,omitempty"`
 }
 
 // RequestResult is the answer to a checkpoint request.
@@ -180,6 +185,24 @@ func (s *Status) setFinalSavepoint(path string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.finalSavepoint = path
+}
+
+// savepointDone records the outcome of the savepoint copy of checkpoint id.
+func (s *Status) savepointDone(id uint64, path string, err error) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range s.history {
+		if r := &s.history[i]; r.ID == id {
+			if err != nil {
+				r.SavepointFailure = err.Error()
+			} else {
+				r.Savepoint = path
+			}
+		}
+	}
 }
 
 func (s *Status) setPlan(p *Plan) {

@@ -98,8 +98,9 @@ func TestSavepointOnSignal(t *testing.T) {
 	checkSequenceExactlyOnce(t, out, keys, count)
 }
 
-// TestStopCommandSavepointRescaled stops the sequence job at parallelism 2
-// with `weir stop URL --savepoint` (through its --http API; the job has no
+// TestStopCommandSavepointRescaled takes a savepoint of the sequence job at
+// parallelism 2 with `weir savepoint URL`, then stops it with
+// `weir stop URL --savepoint` (through its --http API; the job has no
 // --stop-with-savepoint): the command waits for the end and prints the
 // savepoint, the job exits 0. The checkpoint directory is deleted and the
 // savepoint restored at parallelism 3: every (key, seq) exactly once.
@@ -116,7 +117,19 @@ func TestStopCommandSavepointRescaled(t *testing.T) {
 	if m == nil {
 		t.Fatalf("no URL in the log:\n%s", tail(p.stderr.String()))
 	}
-	time.Sleep(500 * time.Millisecond)
+	// A savepoint on demand: the command waits for the copy.
+	sp, err := exec.Command(weirCLI(t), "savepoint", m[1]).Output()
+	if err != nil {
+		t.Fatalf("weir savepoint: %v\n%s\njob:\n%s", err, sp, tail(p.stderr.String()))
+	}
+	spm := regexp.MustCompile(`savepoint: (\S+) `).FindSubmatch(sp)
+	if spm == nil || !strings.HasPrefix(string(spm[1]), saves+"/chk-") {
+		t.Fatalf("weir savepoint printed %q", sp)
+	}
+	if _, err := os.Stat(filepath.Join(string(spm[1]), "MANIFEST")); err != nil {
+		t.Fatalf("savepoint %s: %v", spm[1], err)
+	}
+	time.Sleep(300 * time.Millisecond)
 	cmd := exec.Command(weirCLI(t), "stop", m[1], "--savepoint")
 	stdout, err := cmd.Output()
 	if err != nil {

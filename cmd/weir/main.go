@@ -9,6 +9,7 @@
 //	weir state export PATH --operator UID --out FILE.parquet
 //	                                 an operator's keyed state as a Parquet file
 //	weir stop URL [--savepoint]      stop a running job through its --http API
+//	weir savepoint URL               take a savepoint of a running job
 //
 // Exit codes: 0 ok, 1 damage found or an operation failed, 2 bad usage.
 package main
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return state(ctx, args[1:], stdout, stderr)
 	case "stop":
 		return stop(ctx, args[1:], stdout, stderr)
+	case "savepoint":
+		return savepoint(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "weir: unknown command %q\n", args[0])
 	usage(stderr)
@@ -84,6 +87,9 @@ Commands:
                                 end, a final checkpoint, sinks commit), with --savepoint copying
                                 the final checkpoint into its --savepoint-dir; waits for the end
                                 and prints the savepoint's path
+  savepoint URL [--token T] [--timeout D]
+                                take a savepoint of the job whose --http API is at URL, wait until it
+                                is copied into the job's --savepoint-dir and print its path
   help                          print this help
 `)
 }
