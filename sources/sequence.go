@@ -208,6 +208,28 @@ func (r *sequenceReader) Read(ctx context.Context, buf []Seq) ([]Seq, error) {
 // fill appends the next n records to buf: seq-major, the lane with the
 // lowest seq first (lanes differ only after a rescale).
 func (r *sequenceReader) fill(buf []Seq, n int64) []Seq {
+	if len(r.lanes) == 1 {
+		// One lane (no rescale): across rounds in one tight loop.
+		l := &r.lanes[0]
+		m := min(n, l.size*r.count-l.done)
+		start := len(buf)
+		buf = buf[:start+int(m)]
+		out := buf[start:]
+		key, seq := l.first+l.done%l.size*l.step, l.done/l.size+1
+		first, step, last := l.first, l.step, l.first+(l.size-1)*l.step
+		for j := range out {
+			out[j] = Seq{Key: key, Seq: seq}
+			if key == last {
+				key = first
+				seq++
+			} else {
+				key += step
+			}
+		}
+		l.done += m
+		r.produced += m
+		return buf
+	}
 	for n > 0 {
 		var l *seqLane
 		for i := range r.lanes {
