@@ -108,19 +108,21 @@ func (w *watermarkSource[T]) RestoreRescaled(ctx context.Context, info SubtaskIn
 		return nil, fmt.Errorf("weir: %T cannot be rescaled (it does not implement weir.RescalableSource)", w.src)
 	}
 	inner := make([][]byte, len(positions))
-	lowest := int64(NoWatermark)
+	lowest := int64(math.MaxInt64)
 	for j, pos := range positions {
 		if len(pos) == 0 {
+			lowest = NoWatermark // read nothing that was stored
 			continue
 		}
 		hi, rest, err := splitWatermark(pos)
 		if err != nil {
 			return nil, fmt.Errorf("subtask %d of %d: %w", j, len(positions), err)
 		}
-		if lowest == NoWatermark || hi < lowest {
-			lowest = hi
-		}
+		lowest = min(lowest, hi) // NoWatermark (read nothing) is the lowest
 		inner[j] = rest
+	}
+	if len(positions) == 0 {
+		lowest = NoWatermark
 	}
 	r, err := rs.RestoreRescaled(ctx, info, inner)
 	if err != nil {

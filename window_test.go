@@ -2,6 +2,7 @@ package weir_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -586,5 +587,68 @@ func TestWindowReduce(t *testing.T) {
 	want := []string{"1 [100,250) 150", "1 [400,520) 420", "2 [110,220) 120"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// TestWatermarksRescaled: a source with watermarks restored at another
+// parallelism starts from the lowest highest event time of the old
+// subtasks, and from none at all if one of them read nothing, whatever
+// their order.
+func TestWatermarksRescaled(t *testing.T) {
+	ctx := context.Background()
+	src := weir.WithWatermarks(sources.Sequence(sources.SequenceConfig{Keys: 4, Count: 100}),
+		weir.WatermarkStrategy[sources.Seq]{Timestamp: func(s sources.Seq) int64 { return s.Seq * 1000 }})
+	info := func(i, p int) weir.SubtaskInfo {
+		return weir.SubtaskInfo{Job: "j", Operator: "s", UID: "s", Index: i, Parallelism: p, MaxParallelism: 128}
+	}
+	position := func(i, p, reads int) []byte {
+		r, err := src.Open(ctx, info(i, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]sources.Seq, 0, 2)
+		for range reads {
+			if _, err := r.Read(ctx, buf[:0]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pos, err := r.(weir.CheckpointedReader).Position()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pos
+	}
+	highest := func(positions [][]byte) int64 {
+		r, err := src.(weir.RescalableSource[sources.Seq]).RestoreRescaled(ctx, info(0, 2), positions)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pos, err := r.(weir.CheckpointedReader).Position()
+		if err != nil {
+			t.Fatal(err)
+		}
+		hi, n := binary.Varint(pos[len("WM1"):])
+		if n <= 0 {
+			t.Fatalf("position %x: no watermark", pos)
+		}
+		return hi
+	}
+	// At parallelism 2: subtask 0 (keys 0, 2) read seq 1 and 2 of both
+	// (highest time 2000), subtask 1 (keys 1, 3) seq 1 (1000).
+	hi2 := highest([][]byte{position(0, 2, 2), position(1, 2, 1)})
+	lo2 := highest([][]byte{position(0, 2, 1), position(1, 2, 2)})
+	if hi2 != 1000 || lo2 != 1000 {
+		t.Errorf("highest = %d and %d, want the lower of the two subtasks', 1000", hi2, lo2)
+	}
+	// At parallelism 3, one subtask read nothing: no watermark, in any order.
+	// Positions belong to their subtask: permute how much each one read.
+	for _, order := range [][]int{{0, 1, 2}, {2, 0, 1}, {0, 2, 1}} {
+		positions := make([][]byte, 3)
+		for i, o := range order {
+			positions[i] = position(i, 3, []int{2, 1, 0}[o])
+		}
+		if got := highest(positions); got != weir.NoWatermark {
+			t.Errorf("reads %v: highest = %d, want NoWatermark", order, got)
+		}
 	}
 }

@@ -377,10 +377,14 @@ func (p *Program) run(args []string) int {
 	defer cancel(nil)
 	stop := make(chan struct{})
 	cfg.Stop = stop
-	var stopOnce sync.Once
+	var (
+		stopOnce sync.Once
+		stopped  atomic.Bool
+	)
 	stopJob := func(by string) {
 		stopOnce.Do(func() {
 			logger.Info("stopping: sources end, records in flight drain, sinks commit", "by", by)
+			stopped.Store(true)
 			close(stop)
 		})
 	}
@@ -402,7 +406,7 @@ func (p *Program) run(args []string) int {
 					}
 					continue
 				}
-				if !stopping {
+				if !stopping && !stopped.Load() {
 					stopping = true
 					stopJob(s.String())
 					continue

@@ -152,8 +152,14 @@ func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.L
 		}
 		res := st.Stopped()
 		code := http.StatusOK
-		if res.State != StateFinished {
+		switch {
+		case res.State != StateFinished:
 			code = http.StatusInternalServerError
+		case savepoint && res.Savepoint == "":
+			// SIGTERM or another stop got there first, without a
+			// savepoint.
+			code = http.StatusConflict
+			res.Error = "the job stopped without a savepoint: it was already stopping when the savepoint was asked for"
 		}
 		writeJSON(w, code, res)
 	})

@@ -2,10 +2,15 @@ package engine
 
 import (
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/weirstream/weir/engine/checkpoint"
 )
 
 func TestListenAddr(t *testing.T) {
@@ -96,5 +101,48 @@ func TestMetricsGoOnAcrossRuns(t *testing.T) {
 	m.mu.Unlock()
 	if second < first+2*time.Millisecond {
 		t.Fatalf("elapsed %v after %v: the second run did not add to the first", second, first)
+	}
+}
+
+// TestStopRequest: POST /api/stop answers once the job has ended; with
+// savepoint=true it reports the savepoint, or a conflict when the job
+// ended without one (it was already stopping without a savepoint).
+func TestStopRequest(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		query     string
+		savepoint string // what the job's final savepoint is
+		code      int
+		want      string
+	}{
+		{"plain", "", "", 200, `"state": "finished"`},
+		{"savepoint", "?savepoint=true", "sp/chk-7", 200, `"savepoint": "sp/chk-7"`},
+		{"no savepoint taken", "?savepoint=true", "", 409, "stopped without a savepoint"},
+		{"bad flag", "?savepoint=maybe", "", 400, `savepoint=\"maybe\"`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := NewStatus("j")
+			st.setRequest(func(checkpoint.Kind) (RequestResult, error) { return RequestResult{}, nil }, true)
+			st.SetStop(func() {
+				go func() {
+					st.setFinalSavepoint(c.savepoint)
+					st.End(nil)
+				}()
+			})
+			srv, err := startHTTP("127.0.0.1:0", "", st, nil, slog.New(slog.DiscardHandler))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.srv.Close()
+			res, err := http.Post("http://"+srv.addr.String()+"/api/stop"+c.query, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != c.code || !strings.Contains(string(body), c.want) {
+				t.Fatalf("%d %s; want %d with %q", res.StatusCode, body, c.code, c.want)
+			}
+		})
 	}
 }

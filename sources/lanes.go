@@ -36,11 +36,10 @@ func (l lane) size(n int64) int64 {
 
 // restrict returns the part of l, over items below n, of the items
 // x ≡ i (mod q), with its progress; false if there is none.
+//
+// A part with no item below n is kept (with nothing done): Words' Lines may
+// grow in a later run, and its items must not be lost.
 func (l lane) restrict(n, i, q int64) (lane, bool) {
-	size := l.size(n)
-	if size == 0 {
-		return lane{}, false
-	}
 	// The items of l are first+m*step; those ≡ i (mod q) are the m in
 	// one residue class t modulo c = q/gcd(step, q), if any.
 	c := q / gcd(l.step, q)
@@ -51,12 +50,14 @@ func (l lane) restrict(n, i, q int64) (lane, bool) {
 			break
 		}
 	}
-	if t < 0 || t >= size {
+	if t < 0 {
 		return lane{}, false
 	}
 	part := lane{first: l.first + t*l.step, step: l.step * c}
-	rounds, extra := l.done/size, l.done%size
-	part.done = rounds*countFrom(size, t, c) + countFrom(extra, t, c)
+	if size := l.size(n); size > 0 {
+		rounds, extra := l.done/size, l.done%size
+		part.done = rounds*countFrom(size, t, c) + countFrom(extra, t, c)
+	}
 	return part, true
 }
 

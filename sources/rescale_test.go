@@ -171,3 +171,50 @@ func TestRescaledPositionErrors(t *testing.T) {
 		t.Fatalf("restoring subtask 1's position into subtask 2: err = %v", err)
 	}
 }
+
+// TestWordsRescaleThenMoreLines: Lines may grow between runs, also after
+// a rescale that left some subtask's part of an old lane empty: the lines
+// of the longer text that no run read come later, once each.
+func TestWordsRescaleThenMoreLines(t *testing.T) {
+	ctx := context.Background()
+	short := Words(WordsConfig{Lines: 2, WordsPerLine: 2}).(*wordsSource)
+	long := Words(WordsConfig{Lines: 10, WordsPerLine: 2}).(*wordsSource)
+	got := map[string]int{}
+	// Parallelism 4 reads the 2 lines; rescaled to 2, still 2 lines.
+	var pos4 [][]byte
+	for i := range 4 {
+		r, _ := short.Open(ctx, subtask(i, 4))
+		for _, l := range drain(t, r, 8) {
+			got[l]++
+		}
+		pos4 = append(pos4, position(t, r))
+	}
+	var pos2 [][]byte
+	for i := range 2 {
+		r, err := short.RestoreRescaled(ctx, subtask(i, 2), pos4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range drain(t, r, 8) {
+			got[l]++
+		}
+		pos2 = append(pos2, position(t, r))
+	}
+	// The text grows to 10 lines: the rest comes once.
+	for i := range 2 {
+		r, err := long.Restore(ctx, subtask(i, 2), pos2[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range drain(t, r, 8) {
+			got[l]++
+		}
+	}
+	want := map[string]int{}
+	for _, l := range readAll[string](t, long, 0, 1, 64) {
+		want[l]++
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("read %d lines (%d distinct), want the %d of an uninterrupted run", total(got), len(got), total(want))
+	}
+}

@@ -139,6 +139,7 @@ func OpenRescaled(dir string, checkpointDirs []string, opts Options) (*Backend, 
 	var paths []string
 	cached := map[uint32]bool{}
 	b.restored = map[string]StateInfo{}
+	from := map[string]string{} // state name -> the checkpoint its entry came from
 	for _, s := range srcs {
 		ps, err := logPaths(fs, s.dir, s.meta)
 		if err != nil {
@@ -147,10 +148,17 @@ func OpenRescaled(dir string, checkpointDirs []string, opts Options) (*Backend, 
 		paths = append(paths, ps...)
 		for _, si := range s.meta.States {
 			cached[si.ID] = si.Kind == KindValue || si.Kind == KindReducing
-			if prev, ok := b.restored[si.Name]; ok && prev != si {
-				return fail(fmt.Errorf("state %q is %v in %q and %v in another subtask's checkpoint", si.Name, si, s.dir, prev))
+			prev, ok := b.restored[si.Name]
+			switch {
+			case !ok:
+			case prev.Kind != si.Kind || prev.KeyFingerprint != si.KeyFingerprint || prev.ValueFingerprint != si.ValueFingerprint:
+				return fail(fmt.Errorf("%w: state %q is %s in %q and %s in %q", ErrIncompatibleState, si.Name,
+					describe(si.Kind, si.KeyFingerprint, si.ValueFingerprint), s.dir,
+					describe(prev.Kind, prev.KeyFingerprint, prev.ValueFingerprint), from[si.Name]))
+			case prev.ValueSchema != "" || prev.KeySchema != "":
+				continue // keep the entry with schemas (a snapshot of an older version has none)
 			}
-			b.restored[si.Name] = si
+			b.restored[si.Name], from[si.Name] = si, s.dir
 		}
 	}
 	if len(paths) > 0 {

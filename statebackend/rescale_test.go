@@ -2,8 +2,11 @@ package statebackend
 
 import (
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -186,5 +189,65 @@ func TestOpenRescaledErrors(t *testing.T) {
 				t.Fatalf("err = %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestOpenRescaledStates: old subtasks' snapshots that list a state with
+// the same kind and codecs restore together even when one of them was
+// written without codec schemas (an older version); other codecs are
+// refused, naming both checkpoints.
+func TestOpenRescaledStates(t *testing.T) {
+	root := t.TempDir()
+	mk := func(name string, kgs KeyGroupRange, strip bool, register func(b *Backend) error) string {
+		b, err := Open(filepath.Join(root, name), Options{MaxParallelism: 8, KeyGroups: kgs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Close()
+		if err := register(b); err != nil {
+			t.Fatal(err)
+		}
+		files, _ := snapshotNow(t, b, filepath.Join(root, name+"-ckpt"), 1)
+		if strip {
+			path := filepath.Join(files.Dir, SnapshotMetaFile)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var meta map[string]any
+			if err := json.Unmarshal(data, &meta); err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range meta["states"].([]any) {
+				delete(st.(map[string]any), "ValueSchema")
+				delete(st.(map[string]any), "KeySchema")
+			}
+			if data, err = json.Marshal(meta); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return files.Dir
+	}
+	int64State := func(b *Backend) error { _, err := NewValue(b, "op/n", MustCodecFor[int64]()); return err }
+	stringState := func(b *Backend) error { _, err := NewValue(b, "op/n", MustCodecFor[string]()); return err }
+	lo := mk("lo", KeyGroupRange{Start: 0, End: 3}, false, int64State)
+	hiOld := mk("hi-old", KeyGroupRange{Start: 4, End: 7}, true, int64State)
+	hiString := mk("hi-string", KeyGroupRange{Start: 4, End: 7}, false, stringState)
+	all := Options{MaxParallelism: 8, KeyGroups: KeyGroupRange{Start: 0, End: 7}}
+
+	b, _, err := OpenRescaled(filepath.Join(root, "ok"), []string{hiOld, lo}, all)
+	if err != nil {
+		t.Fatalf("snapshots with and without schemas: %v", err)
+	}
+	defer b.Close()
+	if rs := b.RestoredStates(); len(rs) != 1 || rs[0].ValueSchema == "" {
+		t.Fatalf("restored states %+v, want op/n with its value schema", rs)
+	}
+	_, _, err = OpenRescaled(filepath.Join(root, "bad"), []string{lo, hiString}, all)
+	if !errors.Is(err, ErrIncompatibleState) || !strings.Contains(err.Error(), lo) || !strings.Contains(err.Error(), hiString) {
+		t.Fatalf("another codec: err = %v, want ErrIncompatibleState naming both checkpoints", err)
 	}
 }
