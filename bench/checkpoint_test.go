@@ -94,13 +94,7 @@ func BenchmarkKeyedCountCheckpoints(b *testing.B) {
 //
 //	WEIR_BENCH_STATE_MB=1024 go test -run '^$' -bench LargeState -benchtime 1x -timeout 30m ./bench/
 func BenchmarkLargeState(b *testing.B) {
-	mb := 256
-	if s := os.Getenv("WEIR_BENCH_STATE_MB"); s != "" {
-		var err error
-		if mb, err = strconv.Atoi(s); err != nil || mb < 1 {
-			b.Fatalf("WEIR_BENCH_STATE_MB=%q: want a positive number of MiB", s)
-		}
-	}
+	mb := envInt(b, "WEIR_BENCH_STATE_MB", 256)
 	const valueBytes = 100
 	keys := int64(mb) << 20 / (valueBytes + 16)
 	dir := b.TempDir()
