@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -273,34 +274,90 @@ func (c *checkpointer) rescaledState(uid string, parallelism int) []storage.Subt
 	return nil
 }
 
-// restoreBackend opens the keyed state of an operator subtask from the
-// restored checkpoint into dir. The checkpoint's files are hard-linked from
-// local snapshot directories of the subtask where a file with the same name,
-// size and CRC32C is there (local recovery: after a restart on the same
-// machine usually all of them), else downloaded from storage.
-func (c *checkpointer) restoreBackend(ctx context.Context, oc *OpContext, st *storage.SubtaskState, dir string, opts statebackend.Options) (*statebackend.Backend, error) {
+// restoreKeyed opens the keyed state of an operator subtask from the
+// restored checkpoint into dir. Its sources are the old subtasks whose key
+// groups overlap the subtask's: itself at the same parallelism, or after a
+// rescale (see rescale.go) those that held its key groups. Each one's
+// files are assembled into a directory once for all the subtasks that
+// need it: hard-linked from local snapshot directories where a file with
+// the same name, size and CRC32C is there (local recovery: after a restart
+// on the same machine usually all of them), else downloaded. The state then
+// opens with statebackend.OpenFromCheckpoint (its own, continuing its
+// change-log chain) or statebackend.OpenRescaled.
+func (c *checkpointer) restoreKeyed(ctx context.Context, oc *OpContext, dir string, opts statebackend.Options) (*statebackend.Backend, error) {
 	id := c.restored.CheckpointID
-	src := filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(id), safeName(oc.UID), fmt.Sprint(oc.Index))
-	defer os.RemoveAll(src)
+	want := opts.KeyGroups
+	olds := c.restoreMap[oc.UID]
 	start := time.Now()
 	attrs := append(opAttrs(oc), attrCheckpoint.Int64(int64(id)))
 	_, dspan := c.tracer.Start(c.recovery, spanDownload, trace.WithAttributes(attrs...))
-	linked, downloaded, err := c.assemble(ctx, oc.UID, oc.Index, st.Files, src)
-	endSpan(dspan, err, attrFiles.Int(len(st.Files)), attribute.Int("weir.files_local", linked), attribute.Int("weir.files_downloaded", downloaded))
-	if err != nil {
-		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
+	var (
+		dirs               []string
+		used               []int // old subtask of each of dirs
+		files, linked, got int
+		bytes              int64
+	)
+	defer func() {
+		for _, j := range used {
+			c.releaseAssembly(oc.UID, j)
+		}
+	}()
+	for j, st := range olds {
+		kg := st.KeyGroups
+		if len(st.Files) == 0 || max(kg.Start, want.Start) > min(kg.End, want.End) {
+			continue
+		}
+		a, first, err := c.assembleShared(ctx, oc, j, st, overlapping(oc.MaxParallelism, oc.Parallelism, kg))
+		used = append(used, j)
+		if err != nil {
+			endSpan(dspan, err)
+			return nil, fmt.Errorf("restore checkpoint %d (subtask %d of %d): %w", id, j, len(olds), err)
+		}
+		dirs = append(dirs, a.dir)
+		files += len(st.Files)
+		if first {
+			linked, got = linked+a.linked, got+a.downloaded
+		}
+		for _, f := range st.Files {
+			bytes += f.Size
+		}
 	}
+	endSpan(dspan, nil, attrFiles.Int(files), attribute.Int("weir.files_local", linked), attribute.Int("weir.files_downloaded", got),
+		attribute.Int("weir.restored_parallelism", len(olds)))
 	assembled := time.Now()
 	failpoint.Hit("restore")
 	_, ospan := c.tracer.Start(c.recovery, spanOpenState, trace.WithAttributes(attrs...))
-	b, err := statebackend.OpenFromCheckpoint(dir, src, opts)
-	endSpan(ospan, err)
+	var (
+		b     *statebackend.Backend
+		stats statebackend.RescaleStats
+		err   error
+	)
+	if oc.rescaled == nil {
+		b, err = statebackend.OpenFromCheckpoint(dir, dirs[0], opts)
+		stats.Primary = dirs[0]
+	} else {
+		b, stats, err = statebackend.OpenRescaled(dir, dirs, opts)
+	}
+	endSpan(ospan, err, attribute.Int64("weir.keys_copied", stats.Copied))
 	if err != nil {
 		return nil, fmt.Errorf("restore checkpoint %d: %w", id, err)
 	}
-	oc.uploader.prime(st.Files)
-	oc.Logger.Debug("restored keyed state", "checkpoint", id, "files", len(st.Files), "local", linked, "downloaded", downloaded,
-		"assemble", assembled.Sub(start), "open_and_replay", time.Since(assembled))
+	for i, d := range dirs {
+		if d == stats.Primary {
+			// The files keep their names in dir; a rescaled subtask's
+			// next checkpoint is a new base, mostly of the primary's
+			// tables, which storage has.
+			oc.uploader.prime(olds[used[i]].Files)
+		}
+	}
+	if oc.rescaled == nil {
+		oc.Logger.Debug("restored keyed state", "checkpoint", id, "files", files, "local", linked, "downloaded", got,
+			"assemble", assembled.Sub(start), "open_and_replay", time.Since(assembled))
+		return b, nil
+	}
+	oc.Logger.Info("restored rescaled keyed state", "checkpoint", id, "from_parallelism", len(olds), "key_groups", want.String(),
+		"old_subtasks", used, "bytes", bytes, "local", linked, "downloaded", got, "excised", stats.Excised, "keys_copied", stats.Copied,
+		"assemble", assembled.Sub(start), "open", time.Since(assembled))
 	return b, nil
 }
 
@@ -360,4 +417,65 @@ func findLocal(ctx context.Context, dirs []string, f storage.StateFile) string {
 		}
 	}
 	return ""
+}
+
+// assembly is a checkpointed subtask's files assembled into dir for the
+// subtasks (users) of the restoring operator whose key groups overlap its
+// own: itself, or after a rescale one or more new subtasks.
+type assembly struct {
+	dir                string
+	done               chan struct{}
+	linked, downloaded int
+	err                error
+	users              int
+}
+
+// overlapping returns how many of q subtasks own key groups in r.
+func overlapping(maxPar, q int, r storage.KeyGroupRange) int {
+	return statebackend.SubtaskForKeyGroup(maxPar, q, r.End) - statebackend.SubtaskForKeyGroup(maxPar, q, r.Start) + 1
+}
+
+// assembleShared returns old subtask j's files assembled in a directory:
+// the first caller assembles them (first is true), the others wait for it.
+func (c *checkpointer) assembleShared(ctx context.Context, oc *OpContext, j int, st storage.SubtaskState, users int) (a *assembly, first bool, err error) {
+	key := oc.UID + "\x00" + strconv.Itoa(j)
+	c.assemblyMu.Lock()
+	if c.assemblies == nil {
+		c.assemblies = map[string]*assembly{}
+	}
+	a, ok := c.assemblies[key]
+	if !ok {
+		a = &assembly{done: make(chan struct{}), users: users,
+			dir: filepath.Join(oc.task.stateDir, "restore", storage.CheckpointDir(c.restored.CheckpointID), safeName(oc.UID), fmt.Sprint(j))}
+		c.assemblies[key] = a
+	}
+	c.assemblyMu.Unlock()
+	if !ok {
+		a.linked, a.downloaded, a.err = c.assemble(ctx, oc.UID, j, st.Files, a.dir)
+		close(a.done)
+		return a, true, a.err
+	}
+	select {
+	case <-a.done:
+		return a, false, a.err
+	case <-ctx.Done():
+		return nil, false, ctx.Err()
+	}
+}
+
+// releaseAssembly says a new subtask is done with old subtask j's
+// directory; the last one removes it.
+func (c *checkpointer) releaseAssembly(uid string, j int) {
+	key := uid + "\x00" + strconv.Itoa(j)
+	c.assemblyMu.Lock()
+	defer c.assemblyMu.Unlock()
+	a, ok := c.assemblies[key]
+	if !ok {
+		return
+	}
+	if a.users--; a.users <= 0 {
+		<-a.done
+		os.RemoveAll(a.dir)
+		delete(c.assemblies, key)
+	}
 }

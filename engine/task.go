@@ -224,10 +224,8 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 		b   *statebackend.Backend
 		err error
 	)
-	if oc.restore != nil && len(oc.restore.Files) > 0 {
-		b, err = oc.ckpt.restoreBackend(oc.ctx, oc, oc.restore, dir, opts)
-	} else if oc.rescaled != nil {
-		b, err = oc.ckpt.restoreRescaled(oc.ctx, oc, dir, opts)
+	if oc.restore != nil && len(oc.restore.Files) > 0 || oc.rescaled != nil {
+		b, err = oc.ckpt.restoreKeyed(oc.ctx, oc, dir, opts)
 	} else {
 		b, err = statebackend.Open(dir, opts)
 	}
