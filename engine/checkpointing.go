@@ -373,7 +373,6 @@ func (c *checkpointer) savepoint(ctx context.Context, m *storage.Manifest, final
 		path := savepointPath(c.cfg.SavepointDir, m.CheckpointID)
 		c.log.Info("savepoint complete", "checkpoint", m.CheckpointID, "bytes", n, "took", time.Since(start).Round(time.Millisecond),
 			"restore_with", "--restore "+path)
-		c.status.setFinalSavepoint(path)
 		c.status.savepointDone(m.CheckpointID, path, nil)
 		return
 	}

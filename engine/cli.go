@@ -393,7 +393,6 @@ func (p *Program) run(args []string) int {
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	defer signal.Stop(sigs)
 	go func() {
-		stopping := false
 		for {
 			select {
 			case s := <-sigs:
@@ -406,8 +405,7 @@ func (p *Program) run(args []string) int {
 					}
 					continue
 				}
-				if !stopping && !stopped.Load() {
-					stopping = true
+				if !stopped.Load() {
 					stopJob(s.String())
 					continue
 				}

@@ -36,23 +36,19 @@ type httpServer struct {
 }
 
 // listenAddr resolves --http: a missing host is 127.0.0.1.
-func listenAddr(addr string) (string, bool, error) {
+func listenAddr(addr string) (string, error) {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", false, err
+		return "", err
 	}
 	if host == "" {
 		host = "127.0.0.1"
 	}
-	loopback := host == "localhost"
-	if ip := net.ParseIP(host); ip != nil {
-		loopback = ip.IsLoopback()
-	}
-	return net.JoinHostPort(host, port), loopback, nil
+	return net.JoinHostPort(host, port), nil
 }
 
 func startHTTP(addr, token string, st *Status, metrics http.Handler, log *slog.Logger) (*httpServer, error) {
-	bind, _, err := listenAddr(addr)
+	bind, err := listenAddr(addr)
 	if err != nil {
 		return nil, err
 	}

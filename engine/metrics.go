@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -101,7 +102,7 @@ func newRunMetrics(mp metric.MeterProvider, job string) (*runMetrics, error) {
 	}
 	m := mp.Meter(meterName, metric.WithInstrumentationVersion(Version()))
 	r := &runMetrics{job: attrJob.String(job), ops: map[statsKey]*opStats{}, tasks: map[statsKey]*taskStats{}}
-	var errs [11]error
+	var errs [12]error
 	seconds := metric.WithExplicitBucketBoundaries(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 	var sizes []float64
 	for b := float64(1 << 10); b <= 1<<40; b *= 4 {
@@ -112,21 +113,21 @@ func newRunMetrics(mp metric.MeterProvider, job string) (*runMetrics, error) {
 	r.ckUploaded, errs[2] = m.Int64Counter(metricCkUploaded, metric.WithUnit("By"), metric.WithDescription("bytes uploaded for checkpoints"))
 	r.ckAlign, errs[3] = m.Float64Histogram(metricCkAlignment, metric.WithUnit("s"), seconds, metric.WithDescription("time a gate waited from the first barrier of a checkpoint to the last"))
 	r.ckCount, errs[4] = m.Int64Counter(metricCkCount, metric.WithDescription("checkpoints ended, by outcome (completed, aborted)"))
-	in, e5 := m.Int64ObservableCounter(metricRecordsIn, metric.WithUnit("{record}"), metric.WithDescription("records an operator subtask received"))
-	out, e6 := m.Int64ObservableCounter(metricRecordsOut, metric.WithUnit("{record}"), metric.WithDescription("records an operator subtask emitted"))
-	busy, e7 := m.Float64ObservableCounter(metricBusy, metric.WithUnit("s"), metric.WithDescription("time a task (a chain of operators, one goroutine) worked"))
-	idle, e8 := m.Float64ObservableCounter(metricIdle, metric.WithUnit("s"), metric.WithDescription("time a task waited for input"))
-	blocked, e9 := m.Float64ObservableCounter(metricBackpressured, metric.WithUnit("s"), metric.WithDescription("time a task waited to send (backpressure)"))
-	lag, e11 := m.Int64ObservableGauge(metricSourceLag, metric.WithUnit("{record}"), metric.WithDescription("records available in a partition that the source has not read yet"))
-	if e11 != nil {
-		return nil, e11
-	}
-	age, e10 := m.Float64ObservableGauge(metricCkAge, metric.WithUnit("s"), metric.WithDescription("age of the newest completed checkpoint"))
-	errs[5], errs[6], errs[7], errs[8], errs[9], errs[10] = e5, e6, e7, e8, e9, e10
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
-		}
+	var (
+		in, out             metric.Int64ObservableCounter
+		busy, idle, blocked metric.Float64ObservableCounter
+		lag                 metric.Int64ObservableGauge
+		age                 metric.Float64ObservableGauge
+	)
+	in, errs[5] = m.Int64ObservableCounter(metricRecordsIn, metric.WithUnit("{record}"), metric.WithDescription("records an operator subtask received"))
+	out, errs[6] = m.Int64ObservableCounter(metricRecordsOut, metric.WithUnit("{record}"), metric.WithDescription("records an operator subtask emitted"))
+	busy, errs[7] = m.Float64ObservableCounter(metricBusy, metric.WithUnit("s"), metric.WithDescription("time a task (a chain of operators, one goroutine) worked"))
+	idle, errs[8] = m.Float64ObservableCounter(metricIdle, metric.WithUnit("s"), metric.WithDescription("time a task waited for input"))
+	blocked, errs[9] = m.Float64ObservableCounter(metricBackpressured, metric.WithUnit("s"), metric.WithDescription("time a task waited to send (backpressure)"))
+	lag, errs[10] = m.Int64ObservableGauge(metricSourceLag, metric.WithUnit("{record}"), metric.WithDescription("records available in a partition that the source has not read yet"))
+	age, errs[11] = m.Float64ObservableGauge(metricCkAge, metric.WithUnit("s"), metric.WithDescription("age of the newest completed checkpoint"))
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, err
 	}
 	reg, err := m.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		r.mu.Lock()
@@ -172,29 +173,29 @@ func restartCounter(mp metric.MeterProvider) (metric.Int64Counter, error) {
 func (r *runMetrics) close() { r.reg.Unregister() }
 
 // op returns the record counters of an operator subtask.
-func (r *runMetrics) op(job, uid, name string, subtask int) *opStats {
+func (r *runMetrics) op(uid, name string, subtask int) *opStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return stats(r.ops, job, uid, name, subtask, func(a attribute.Set) *opStats { return &opStats{attrs: a} })
+	return stats(r.ops, r.job, uid, name, subtask, func(a attribute.Set) *opStats { return &opStats{attrs: a} })
 }
 
 // task returns the timers of a task, started.
-func (r *runMetrics) task(job, uid, name string, subtask int) *taskStats {
+func (r *runMetrics) task(uid, name string, subtask int) *taskStats {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := stats(r.tasks, job, uid, name, subtask, func(a attribute.Set) *taskStats { return &taskStats{attrs: a} })
+	s := stats(r.tasks, r.job, uid, name, subtask, func(a attribute.Set) *taskStats { return &taskStats{attrs: a} })
 	s.started = time.Now()
 	return s
 }
 
 // stats returns the entry of an operator subtask in m, made by mk the
 // first time: one per subtask for every run of the job.
-func stats[S any](m map[statsKey]*S, job, uid, name string, subtask int, mk func(attribute.Set) *S) *S {
+func stats[S any](m map[statsKey]*S, job attribute.KeyValue, uid, name string, subtask int, mk func(attribute.Set) *S) *S {
 	k := statsKey{uid, subtask}
 	if s := m[k]; s != nil {
 		return s
 	}
-	s := mk(attribute.NewSet(attrJob.String(job), attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask)))
+	s := mk(attribute.NewSet(job, attrUID.String(uid), attrOperator.String(name), attrSubtask.Int(subtask)))
 	m[k] = s
 	return s
 }
@@ -219,7 +220,7 @@ func (r *runMetrics) runEnded() {
 func (r *runMetrics) sourceLag(oc *OpContext, lr LagReporter) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.lags = append(r.lags, lagSource{attrs: []attribute.KeyValue{attrJob.String(oc.Job), attrUID.String(oc.UID), attrOperator.String(oc.Operator), attrSubtask.Int(oc.Index)}, r: lr})
+	r.lags = append(r.lags, lagSource{attrs: oc.stats.attrs.ToSlice(), r: lr})
 }
 
 // counted counts the records pushed to out.

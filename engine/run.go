@@ -295,15 +295,16 @@ func Run(ctx context.Context, g *Graph, cfg Config) (err error) {
 		for i := 0; i < p.Parallelism[head.ID]; i++ {
 			opening.Add(1)
 			t := &task{
-				name:     fmt.Sprintf("%s[%d]", head.Name, i),
-				stateDir: cfg.StateDir,
-				trash:    tr,
-				opened:   sync.OnceFunc(opening.Done),
-				stop:     stop,
-				linger:   cfg.Linger,
-				batch:    cfg.BatchSize,
-				metrics:  met,
-				stats:    met.task(cfg.Job, head.UID, head.Name, i),
+				name:      fmt.Sprintf("%s[%d]", head.Name, i),
+				stateDir:  cfg.StateDir,
+				cacheSize: cfg.StateCacheBytes,
+				trash:     tr,
+				opened:    sync.OnceFunc(opening.Done),
+				stop:      stop,
+				linger:    cfg.Linger,
+				batch:     cfg.BatchSize,
+				metrics:   met,
+				stats:     met.task(head.UID, head.Name, i),
 			}
 			if ck != nil {
 				t.ck = &taskCkpt{c: ck, head: checkpoint.TaskID{Vertex: head.UID, Subtask: i}, headName: head.Name, wake: make(chan struct{}, 1)}
@@ -425,8 +426,7 @@ func (p *Plan) opContext(ctx context.Context, t *task, n *Node, index int, cfg *
 		Logger:         cfg.Logger.With("operator", n.Name, "subtask", index),
 		ctx:            ctx,
 		task:           t,
-		stats:          t.metrics.op(cfg.Job, n.UID, n.Name, index),
-		cacheSize:      cfg.StateCacheBytes,
+		stats:          t.metrics.op(n.UID, n.Name, index),
 	}
 	if t.ck != nil {
 		oc.ckpt = t.ck.c

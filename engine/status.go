@@ -30,13 +30,12 @@ type Status struct {
 	savepoints bool
 	// Stopping (RequestStop): stop makes the sources end; with
 	// stopSavepoint the final checkpoint is copied into the savepoint
-	// directory (finalSavepoint, its path); ended is closed when the job
-	// binary's run is over (End), with endErr.
-	stop           func()
-	stopSavepoint  bool
-	finalSavepoint string
-	ended          chan struct{}
-	endErr         error
+	// directory (its history record says where); ended is closed when the
+	// job binary's run is over (End), with endErr.
+	stop          func()
+	stopSavepoint bool
+	ended         chan struct{}
+	endErr        error
 }
 
 // historyLen bounds the checkpoint history kept.
@@ -149,7 +148,13 @@ func (s *Status) RequestStop(savepoint bool) (<-chan struct{}, error) {
 func (s *Status) Stopped() StopResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := StopResult{State: StateFinished, Savepoint: s.finalSavepoint}
+	r := StopResult{State: StateFinished}
+	for i := len(s.history) - 1; i >= 0; i-- {
+		if h := s.history[i]; h.Kind == checkpoint.Final.String() {
+			r.Savepoint = h.Savepoint
+			break
+		}
+	}
 	if s.endErr != nil {
 		r.State, r.Error = StateFailed, s.endErr.Error()
 	}
@@ -176,15 +181,6 @@ func (s *Status) savepointOnFinal() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.stopSavepoint
-}
-
-func (s *Status) setFinalSavepoint(path string) {
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.finalSavepoint = path
 }
 
 // savepointDone records the outcome of the savepoint copy of checkpoint id.

@@ -41,7 +41,6 @@ type OpContext struct {
 
 	// Checkpoints (nil and zero without them).
 	ckpt      *checkpointer
-	cacheSize int64                  // Config.StateCacheBytes
 	restore   *storage.SubtaskState  // this subtask's state in the restored checkpoint
 	rescaled  []storage.SubtaskState // all subtasks' states, checkpointed at another parallelism
 	preCommit func(uint64) ([]byte, func() error, error)
@@ -218,7 +217,7 @@ func (oc *OpContext) StateBackend() (*statebackend.Backend, error) {
 		KeyGroups:      oc.KeyGroups(),
 		Changelog:      oc.Checkpointing(),
 		KeySchema:      oc.keySchema,
-		ValueCacheSize: oc.cacheSize,
+		ValueCacheSize: oc.task.cacheSize,
 	}
 	var (
 		b   *statebackend.Backend
@@ -259,13 +258,14 @@ func safeName(s string) string {
 
 // task is one subtask of a chain: one goroutine.
 type task struct {
-	name     string // head operator and subtask, for logs
-	stateDir string
-	trash    *trash
-	opened   func() // called once its operators are open (or it failed)
-	stop     <-chan struct{}
-	linger   time.Duration
-	batch    int
+	name      string // head operator and subtask, for logs
+	stateDir  string
+	cacheSize int64 // Config.StateCacheBytes
+	trash     *trash
+	opened    func() // called once its operators are open (or it failed)
+	stop      <-chan struct{}
+	linger    time.Duration
+	batch     int
 	// ck is the task's part in checkpoints; nil without them.
 	ck *taskCkpt
 	// inject delivers the ids of checkpoints whose barrier a source task

@@ -77,6 +77,9 @@ func (s *otlpSink) check(t *testing.T, service string) {
 			t.Errorf("the trace of a checkpoint lacks %q spans: %v", want, inTrace)
 		}
 	}
+	if len(s.service) == 0 {
+		t.Errorf("no resource of the exported spans has a service.name")
+	}
 	for _, name := range s.service {
 		if name != service {
 			t.Errorf("service.name %q, want %q", name, service)
