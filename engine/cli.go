@@ -750,37 +750,6 @@ func (p *Program) verify(args []string) int {
 // readCheckpoint reads the manifest at path: DIR/chk-ID, or the newest
 // valid checkpoint in DIR.
 func (rf *runFlags) readCheckpoint(path string) (*storage.Manifest, error) {
-	ctx := context.Background()
-	trimmed := strings.TrimRight(path, "/")
-	base := trimmed[strings.LastIndex(trimmed, "/")+1:]
-	if id, ok := storage.ParseCheckpointDir(base); ok {
-		parent := "."
-		if i := strings.LastIndex(trimmed, "/"); i > 0 {
-			parent = trimmed[:i]
-		}
-		store, err := rf.openStore(parent)
-		if err != nil {
-			return nil, err
-		}
-		c, m, err := storage.Inspect(ctx, store, id)
-		if err != nil {
-			return nil, err
-		}
-		if c.State != storage.ManifestOK {
-			return nil, fmt.Errorf("%s: %s", c.State, problems(c.Problems))
-		}
-		return m, nil
-	}
-	store, err := rf.openStore(trimmed)
-	if err != nil {
-		return nil, err
-	}
-	d, m, err := storage.FindRestorePoint(ctx, store)
-	if err != nil {
-		return nil, err
-	}
-	if m == nil {
-		return nil, fmt.Errorf("no checkpoint (decision %s)", d.Kind)
-	}
-	return m, nil
+	_, m, err := storage.OpenCheckpoint(context.Background(), path, rf.openStore)
+	return m, err
 }

@@ -474,9 +474,25 @@ var errTruncated = errors.New("truncated input")
 
 // decLen reads the length prefix of a nil-able collection: -1 for nil.
 func decLen(src []byte, elemMin int, t reflect.Type) (int, []byte, error) {
+	n, rest, err := readLen(src, elemMin)
+	switch {
+	case err == errLenShort:
+		return 0, nil, errShort(t)
+	case err != nil:
+		return 0, nil, fmt.Errorf("statebackend: decode %s: %w", t, err)
+	}
+	return n, rest, nil
+}
+
+var errLenShort = errors.New("invalid or truncated length")
+
+// readLen reads the length prefix of a slice, map or []byte: -1 for nil,
+// else the count, which must fit the rest of src at elemMin bytes an
+// element (the JSON decoder of schema.go reads the same format).
+func readLen(src []byte, elemMin int) (int, []byte, error) {
 	x, k := binary.Uvarint(src)
 	if k <= 0 {
-		return 0, nil, errShort(t)
+		return 0, nil, errLenShort
 	}
 	src = src[k:]
 	if x == 0 {
@@ -490,7 +506,7 @@ func decLen(src []byte, elemMin int, t reflect.Type) (int, []byte, error) {
 		limit = 1 << 24 // zero-size elements: cap the count anyway
 	}
 	if n > limit {
-		return 0, nil, fmt.Errorf("statebackend: decode %s: length %d exceeds input", t, n)
+		return 0, nil, fmt.Errorf("length %d exceeds the input", n)
 	}
 	return int(n), src, nil
 }

@@ -329,14 +329,13 @@ func (e *DecodeError) Error() string {
 }
 
 type jsonDecoder struct {
-	s    *Schema
-	src  []byte
-	base int // offset of src[0] in the whole input
-	out  []byte
+	s   *Schema
+	src []byte
+	out []byte
 }
 
 func (d *jsonDecoder) fail(off int, format string, args ...any) error {
-	return &DecodeError{Schema: d.s.text, Offset: d.base + off, Reason: fmt.Sprintf(format, args...)}
+	return &DecodeError{Schema: d.s.text, Offset: off, Reason: fmt.Sprintf(format, args...)}
 }
 
 // AppendJSON decodes src, one whole key or value written by a codec with
@@ -370,10 +369,7 @@ func (d *jsonDecoder) top(n *schemaNode, src []byte) error {
 		switch n.kind {
 		case sFixedInt:
 			sign := uint64(1) << (8*n.size - 1)
-			v := int64(x) - int64(sign) // undo the flipped sign bit
-			if n.size == 8 {
-				v = int64(x ^ sign64)
-			}
+			v := int64(x) - int64(sign) // undo the flipped sign bit (wraps for 8 bytes)
 			d.out = strconv.AppendInt(d.out, v, 10)
 		case sFixedUint:
 			d.out = strconv.AppendUint(d.out, x, 10)
@@ -420,24 +416,11 @@ func (d *jsonDecoder) off(rest []byte) int { return len(d.src) - len(rest) }
 // length reads the length prefix of a nil-able collection (-1: nil), with
 // the binary codec's bound on the count (decLen).
 func (d *jsonDecoder) length(src []byte, elemMin int, what string) (int, []byte, error) {
-	x, k := binary.Uvarint(src)
-	if k <= 0 {
-		return 0, nil, d.fail(d.off(src), "%s: invalid or truncated length", what)
+	n, rest, err := readLen(src, elemMin)
+	if err != nil {
+		return 0, nil, d.fail(d.off(src), "%s: %v", what, err)
 	}
-	if x == 0 {
-		return -1, src[k:], nil
-	}
-	n := x - 1
-	limit := uint64(len(src) - k)
-	if elemMin > 0 {
-		limit /= uint64(elemMin)
-	} else {
-		limit = 1 << 24
-	}
-	if n > limit {
-		return 0, nil, d.fail(d.off(src), "%s: length %d exceeds the input", what, n)
-	}
-	return int(n), src[k:], nil
+	return n, rest, nil
 }
 
 func (d *jsonDecoder) value(n *schemaNode, src []byte, depth int) ([]byte, error) {

@@ -168,3 +168,49 @@ func FindRestorePoint(ctx context.Context, s BlobStore) (Decision, *Manifest, er
 	}
 	return d, chosen, nil
 }
+
+// OpenCheckpoint reads the checkpoint at path: DIR/chk-ID (whose objects
+// must all be there with their sizes and CRC-32C, as Inspect checks) or a
+// checkpoint directory DIR, meaning its newest valid checkpoint
+// (FindRestorePoint). open opens DIR, a directory or s3://bucket/prefix.
+func OpenCheckpoint(ctx context.Context, path string, open func(dir string) (BlobStore, error)) (BlobStore, *Manifest, error) {
+	trimmed := strings.TrimRight(path, "/")
+	if trimmed == "" {
+		trimmed = path
+	}
+	slash := strings.LastIndex(trimmed, "/")
+	if id, ok := ParseCheckpointDir(trimmed[slash+1:]); ok {
+		parent := "."
+		if slash > 0 {
+			parent = trimmed[:slash]
+		}
+		store, err := open(parent)
+		if err != nil {
+			return nil, nil, err
+		}
+		c, m, err := Inspect(ctx, store, id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("checkpoint %d: %w", id, err)
+		}
+		if c.State != ManifestOK {
+			var ps []string
+			for _, p := range c.Problems {
+				ps = append(ps, p.String())
+			}
+			return nil, nil, fmt.Errorf("checkpoint %d: %s: %s", id, c.State, strings.Join(ps, "; "))
+		}
+		return store, m, nil
+	}
+	store, err := open(trimmed)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, m, err := FindRestorePoint(ctx, store)
+	if err != nil {
+		return nil, nil, err
+	}
+	if m == nil {
+		return nil, nil, errors.New("no checkpoints in this directory")
+	}
+	return store, m, nil
+}

@@ -41,15 +41,9 @@ func newJobFlags(name, usage string, stderr io.Writer) *jobFlags {
 // parse parses args (flags before or after the URL) and returns the job's
 // base URL.
 func (f *jobFlags) parse(args []string, stderr io.Writer) (string, bool) {
-	var pos []string
-	for len(args) > 0 {
-		if err := f.fs.Parse(args); err != nil {
-			return "", false
-		}
-		if f.fs.NArg() == 0 {
-			break
-		}
-		pos, args = append(pos, f.fs.Arg(0)), f.fs.Args()[1:]
+	pos, err := parseInterspersed(f.fs, args)
+	if err != nil {
+		return "", false
 	}
 	if len(pos) != 1 {
 		f.fs.Usage()

@@ -252,17 +252,9 @@ func parseGC(args []string) ([]string, *gcFlags, error) {
 	fs.IntVar(&f.retain, "retain", engine.DefaultRetain, "checkpoints to keep")
 	fs.DurationVar(&f.grace, "grace", engine.DefaultOrphanGrace, "least age of an orphan to delete")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "list, delete nothing")
-	rest := args[1:]
-	var pos []string
-	for {
-		if err := fs.Parse(rest); err != nil {
-			return nil, nil, err
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		return nil, nil, err
 	}
 	if f.retain < 1 {
 		return nil, nil, fmt.Errorf("--retain %d: must be at least 1", f.retain)
@@ -328,17 +320,10 @@ func state(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&uid, "operator", "", "the operator's UID")
 	fs.StringVar(&out, "out", "", "the Parquet file to write")
-	var pos []string
-	for rest := args[1:]; ; {
-		if err := fs.Parse(rest); err != nil {
-			fmt.Fprintf(stderr, "weir: state export: %v\n%s\n", err, stateUsage)
-			return engine.ExitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		rest = fs.Args()[1:]
+	pos, err := parseInterspersed(fs, args[1:])
+	if err != nil {
+		fmt.Fprintf(stderr, "weir: state export: %v\n%s\n", err, stateUsage)
+		return engine.ExitUsage
 	}
 	switch {
 	case len(pos) != 1:
@@ -388,4 +373,19 @@ func state(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stderr, sum)
 	return engine.ExitOK
+}
+
+// parseInterspersed parses args with fs, flags before, between or after the
+// positional arguments, which it returns.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos, args = append(pos, fs.Arg(0)), fs.Args()[1:]
+	}
 }

@@ -111,42 +111,10 @@ func (s *Summary) String() string {
 }
 
 // OpenCheckpoint finds the checkpoint at path: DIR/chk-ID, or a checkpoint
-// directory DIR meaning its newest valid checkpoint. DIR may be
-// s3://bucket/prefix, reached with cfg.
+// directory DIR meaning its newest valid checkpoint (storage.OpenCheckpoint).
+// DIR may be s3://bucket/prefix, reached with cfg.
 func OpenCheckpoint(ctx context.Context, path string, cfg storage.S3Config) (storage.BlobStore, *storage.Manifest, error) {
-	trimmed := strings.TrimRight(path, "/")
-	if trimmed == "" {
-		trimmed = path
-	}
-	slash := strings.LastIndex(trimmed, "/")
-	if id, ok := storage.ParseCheckpointDir(trimmed[slash+1:]); ok {
-		parent := "."
-		if slash > 0 {
-			parent = trimmed[:slash]
-		}
-		store, err := storage.OpenDir(ctx, parent, cfg)
-		if err != nil {
-			return nil, nil, err
-		}
-		// The files' sizes and checksums are checked as they download.
-		m, err := storage.ReadManifest(ctx, store, id)
-		if err != nil {
-			return nil, nil, fmt.Errorf("checkpoint %d: %w", id, err)
-		}
-		return store, m, nil
-	}
-	store, err := storage.OpenDir(ctx, trimmed, cfg)
-	if err != nil {
-		return nil, nil, err
-	}
-	_, m, err := storage.FindRestorePoint(ctx, store)
-	if err != nil {
-		return nil, nil, err
-	}
-	if m == nil {
-		return nil, nil, errors.New("no checkpoints in this directory")
-	}
-	return store, m, nil
+	return storage.OpenCheckpoint(ctx, path, func(dir string) (storage.BlobStore, error) { return storage.OpenDir(ctx, dir, cfg) })
 }
 
 // KeyedOperators returns the UIDs of the operators with keyed state in m.
@@ -412,7 +380,7 @@ func (d *stateDecoder) row(k, v []byte) (*row, error) {
 	if len(k) < 6 {
 		return nil, fmt.Errorf("stored key %x: shorter than key group and state id", k)
 	}
-	d.cur = row{keyGroup: int32(binary.BigEndian.Uint16(k)), raw: false}
+	d.cur = row{keyGroup: int32(binary.BigEndian.Uint16(k))}
 	d.buf = d.buf[:0]
 	id := binary.BigEndian.Uint32(k[2:6])
 	ss, ok := d.states[id]
@@ -429,9 +397,6 @@ func (d *stateDecoder) row(k, v []byte) (*row, error) {
 		return &d.cur, nil
 	}
 	d.cur.state, d.cur.kind = ss.info.Name, ss.info.Kind.String()
-	if ss.info.Kind == statebackend.KindTimers {
-		d.cur.kind = "timers"
-	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("state %q (%s), key group %d, stored key %x: %s", ss.info.Name, d.cur.kind, d.cur.keyGroup, k, fmt.Sprintf(format, args...))
 	}
