@@ -24,8 +24,9 @@ cmd=$1
 mkdir -p "$2"
 DIR="$(cd "$2" && pwd)"
 
-running() { [[ -f "$DIR/pid" ]] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; }
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# running, port_open, stop_service
+# shellcheck source=../service.sh
+. "$SCRIPT_DIR/../service.sh"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 case "$cmd" in
@@ -97,15 +98,7 @@ CONFIG
 	die "jaeger did not listen within 30 s"
 	;;
 stop)
-	running || exit 0
-	pid="$(cat "$DIR/pid")"
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || { rm -f "$DIR/pid"; exit 0; }
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$DIR/pid"
+	stop_service
 	;;
 *)
 	echo "usage: jaeger.sh start|stop DIR" >&2

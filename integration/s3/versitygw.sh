@@ -32,13 +32,9 @@ cmd=$1
 mkdir -p "$2"
 DIR="$(cd "$2" && pwd)"
 
-running() {
-	[[ -f "$DIR/pid" ]] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null
-}
-
-port_open() {
-	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
+# running, port_open, stop_service
+# shellcheck source=../service.sh
+. "$SCRIPT_DIR/../service.sh"
 
 case "$cmd" in
 start)
@@ -76,15 +72,7 @@ start)
 	die "versitygw did not listen on 127.0.0.1:$port within 10 s"
 	;;
 stop)
-	running || exit 0
-	pid="$(cat "$DIR/pid")"
-	kill "$pid" 2>/dev/null || true
-	for _ in $(seq 1 100); do
-		kill -0 "$pid" 2>/dev/null || { rm -f "$DIR/pid"; exit 0; }
-		sleep 0.1
-	done
-	kill -9 "$pid" 2>/dev/null || true
-	rm -f "$DIR/pid"
+	stop_service
 	;;
 *)
 	usage
